@@ -1,0 +1,70 @@
+//! Project automation, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! Layout: `test` runs every check CI runs, `dev` runs the whole stack on the defaults,
+//! `stack` starts and stops the processes (shared by `dev` and the harnesses), `npm` installs
+//! the Node packages a step needs.
+
+mod dev;
+mod npm;
+mod stack;
+mod test;
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Run, test and measure the stack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Better Auth, the auth-service, the todo-service and the gateway (with the built
+    /// dashboard) on the default ports until Ctrl-C.
+    Dev(dev::Args),
+    /// Run every check: rustfmt, clippy -D warnings, the web build, all Rust tests (SQLite and
+    /// PostgreSQL) and the browser end-to-end test.
+    Test(test::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    std::env::set_current_dir(workspace_root())?;
+    match cli.command {
+        Command::Dev(args) => dev::run(args),
+        Command::Test(args) => test::run(args),
+    }
+}
+
+/// The repository root (the parent of this crate's folder).
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command to completion, echoing it first; fails with the command line when it fails.
+pub(crate) fn run_step(cmd: &mut std::process::Command) -> anyhow::Result<()> {
+    eprintln!("\n==> {}", describe(cmd));
+    let status = cmd.status().map_err(|e| anyhow::anyhow!("could not start `{}`: {e}", describe(cmd)))?;
+    if !status.success() {
+        anyhow::bail!("`{}` failed ({status})", describe(cmd));
+    }
+    Ok(())
+}
+
+fn describe(cmd: &std::process::Command) -> String {
+    let mut line = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        line.push_str(&format!("   (in {})", dir.display()));
+    }
+    line
+}

@@ -1,0 +1,82 @@
+//! Starts the stack's processes with prefixed logs, waits until they listen, and stops them in
+//! reverse order with SIGTERM (then SIGKILL after a grace period).
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// The running processes, in start order.
+#[derive(Default)]
+pub(crate) struct Stack {
+    children: Vec<(String, Child)>,
+}
+
+impl Stack {
+    /// Starts `cmd`, copying each line it prints to our stderr as `[name] line`.
+    pub(crate) fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().with_context(|| format!("could not start {name}"))?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(prefix_lines(name.to_owned(), out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(prefix_lines(name.to_owned(), err));
+        }
+        self.children.push((name.to_owned(), child));
+        Ok(())
+    }
+
+    /// Resolves when any process exits, naming it and its exit status.
+    pub(crate) async fn any_exited(&mut self) -> String {
+        loop {
+            for (name, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return format!("{name} exited ({status})");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops every process, newest first: SIGTERM, then SIGKILL after 10 s.
+    pub(crate) async fn shutdown(mut self) {
+        while let Some((name, mut child)) = self.children.pop() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            }
+            match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+                Ok(Ok(status)) => eprintln!("[xtask] {name} stopped ({status})"),
+                _ => {
+                    eprintln!("[xtask] {name} did not stop within 10 s: killing it");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+    }
+}
+
+async fn prefix_lines(name: String, stream: impl AsyncRead + Unpin) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[{name}] {line}");
+    }
+}
+
+/// Waits until `addr` accepts TCP connections, or fails after `timeout`.
+pub(crate) async fn wait_for_port(name: &str, addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("{name} did not listen on {addr} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
