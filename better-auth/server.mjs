@@ -87,8 +87,9 @@ if (usePostgres) {
 } else {
   const { default: Database } = await import("better-sqlite3");
   const rawPath = process.env.SQLITE_PATH || ".data/better-auth.db";
-  const sqlitePath = isAbsolute(rawPath) ? rawPath : resolve(here, rawPath);
-  mkdirSync(dirname(sqlitePath), { recursive: true });
+  const inMemory = rawPath === ":memory:";
+  const sqlitePath = inMemory || isAbsolute(rawPath) ? rawPath : resolve(here, rawPath);
+  if (!inMemory) mkdirSync(dirname(sqlitePath), { recursive: true });
   sqlite = new Database(sqlitePath);
   database = sqlite;
 }
@@ -174,3 +175,12 @@ async function shutdown(signal) {
 
 process.on("SIGTERM", () => void shutdown("SIGTERM"));
 process.on("SIGINT", () => void shutdown("SIGINT"));
+
+// Test harnesses (testkit) hold our stdin open: when they exit, however they exit, the pipe
+// closes and we follow, so no orphan server outlives a test run. Opt-in, because under a
+// supervisor stdin may be /dev/null (an immediate end of file).
+if (process.env.EXIT_ON_STDIN_EOF === "1") {
+  process.stdin.on("end", () => void shutdown("end of stdin"));
+  process.stdin.on("error", () => void shutdown("stdin error"));
+  process.stdin.resume();
+}
