@@ -24,16 +24,32 @@ const GATEWAY: &str = "127.0.0.1:8080";
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     npm::ensure_installed("better-auth")?;
     npm::ensure_installed("web")?;
-    run_step(std::process::Command::new("npm").args(["run", "build"]).current_dir("web"))?;
+    run_step(
+        std::process::Command::new("npm")
+            .args(["run", "build"])
+            .current_dir("web"),
+    )?;
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut build = std::process::Command::new(&cargo);
-    build.args(["build", "-p", "auth-service", "-p", "todo-service", "-p", "gateway"]);
+    build.args([
+        "build",
+        "-p",
+        "auth-service",
+        "-p",
+        "todo-service",
+        "-p",
+        "gateway",
+    ]);
     if args.release {
         build.arg("--release");
     }
     run_step(&mut build)?;
-    let bin_dir = std::env::current_dir()?.join(if args.release { "target/release" } else { "target/debug" });
+    let bin_dir = std::env::current_dir()?.join(if args.release {
+        "target/release"
+    } else {
+        "target/debug"
+    });
 
     tokio::runtime::Runtime::new()?.block_on(async move {
         let mut stack = Stack::default();
@@ -65,7 +81,10 @@ async fn start(stack: &mut Stack, bin_dir: &std::path::Path) -> anyhow::Result<(
         .arg("server.mjs")
         .current_dir("better-auth")
         .env("PORT", "3000")
-        .env("TRUSTED_ORIGINS", format!("http://{GATEWAY},http://localhost:8080"));
+        .env(
+            "TRUSTED_ORIGINS",
+            format!("http://{GATEWAY},http://localhost:8080"),
+        );
     stack.spawn("better-auth", better_auth)?;
     wait_for_port("Better Auth", BETTER_AUTH.parse::<SocketAddr>()?, ready).await?;
 

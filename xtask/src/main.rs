@@ -4,6 +4,7 @@
 //! `stack` starts and stops the processes (shared by `dev` and the harnesses), `npm` installs
 //! the Node packages a step needs.
 
+mod bench;
 mod dev;
 mod npm;
 mod stack;
@@ -25,6 +26,8 @@ enum Command {
     /// Run Better Auth, the auth-service, the todo-service and the gateway (with the built
     /// dashboard) on the default ports until Ctrl-C.
     Dev(dev::Args),
+    /// Benchmark the chain side by side on one Better Auth (release builds, PostgreSQL).
+    Bench(bench::Args),
     /// Run every check: rustfmt, clippy -D warnings, the web build, all Rust tests (SQLite and
     /// PostgreSQL) and the browser end-to-end test.
     Test(test::Args),
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     std::env::set_current_dir(workspace_root())?;
     match cli.command {
+        Command::Bench(args) => bench::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Test(args) => test::run(args),
     }
@@ -50,7 +54,9 @@ pub(crate) fn workspace_root() -> PathBuf {
 /// Runs a command to completion, echoing it first; fails with the command line when it fails.
 pub(crate) fn run_step(cmd: &mut std::process::Command) -> anyhow::Result<()> {
     eprintln!("\n==> {}", describe(cmd));
-    let status = cmd.status().map_err(|e| anyhow::anyhow!("could not start `{}`: {e}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .map_err(|e| anyhow::anyhow!("could not start `{}`: {e}", describe(cmd)))?;
     if !status.success() {
         anyhow::bail!("`{}` failed ({status})", describe(cmd));
     }

@@ -20,7 +20,11 @@ pub(crate) fn ensure_installed(dir: &str) -> anyhow::Result<()> {
     which("npm").map_err(|_| {
         anyhow::anyhow!("npm is not installed: install Node.js 20 and npm, then run this again")
     })?;
-    run_step(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(dir))
+    run_step(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir),
+    )
 }
 
 fn modified(path: &Path) -> Option<std::time::SystemTime> {

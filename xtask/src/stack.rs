@@ -19,8 +19,12 @@ pub(crate) struct Stack {
 impl Stack {
     /// Starts `cmd`, copying each line it prints to our stderr as `[name] line`.
     pub(crate) fn spawn(&mut self, name: &str, mut cmd: Command) -> anyhow::Result<()> {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| format!("could not start {name}"))?;
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("could not start {name}"))?;
         if let Some(out) = child.stdout.take() {
             tokio::spawn(prefix_lines(name.to_owned(), out));
         }
@@ -47,7 +51,10 @@ impl Stack {
     pub(crate) async fn shutdown(mut self) {
         while let Some((name, mut child)) = self.children.pop() {
             if let Some(pid) = child.id() {
-                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status()
+                    .await;
             }
             match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
                 Ok(Ok(status)) => eprintln!("[xtask] {name} stopped ({status})"),
@@ -68,7 +75,11 @@ async fn prefix_lines(name: String, stream: impl AsyncRead + Unpin) {
 }
 
 /// Waits until `addr` accepts TCP connections, or fails after `timeout`.
-pub(crate) async fn wait_for_port(name: &str, addr: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_for_port(
+    name: &str,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if TcpStream::connect(addr).await.is_ok() {
@@ -79,4 +90,21 @@ pub(crate) async fn wait_for_port(name: &str, addr: SocketAddr, timeout: Duratio
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+impl Stack {
+    /// The process id of each running process, by name, in start order.
+    pub(crate) fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .filter_map(|(name, child)| Some((name.clone(), child.id()?)))
+            .collect()
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }

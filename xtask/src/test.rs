@@ -45,7 +45,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // The gateway's tests and the browser test serve the built dashboard.
-    run_step(Command::new("npm").args(["run", "build"]).current_dir("web"))?;
+    run_step(
+        Command::new("npm")
+            .args(["run", "build"])
+            .current_dir("web"),
+    )?;
 
     let postgres = postgres_reachable();
     match (&postgres, required("REQUIRE_POSTGRES")) {
@@ -92,7 +96,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("\n== cargo xtask test: all checks passed");
     eprintln!(
         "   lint: {}",
-        if args.skip_lint { "SKIPPED (--skip-lint)" } else { "rustfmt + clippy -D warnings" }
+        if args.skip_lint {
+            "SKIPPED (--skip-lint)"
+        } else {
+            "rustfmt + clippy -D warnings"
+        }
     );
     eprintln!(
         "   PostgreSQL runs: {}",
@@ -103,7 +111,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     );
     eprintln!(
         "   browser end-to-end: {}",
-        if browser_ran { "executed in Debian chromium" } else { "SKIPPED" }
+        if browser_ran {
+            "executed in Debian chromium"
+        } else {
+            "SKIPPED"
+        }
     );
     Ok(())
 }

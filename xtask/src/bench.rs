@@ -1,0 +1,716 @@
+//! `cargo xtask bench`: the whole chain side by side on one Better Auth, on PostgreSQL.
+//!
+//! Builds release binaries, starts Better Auth, the auth-service, the todo-service and the gateway
+//! on free ports, signs up users, then runs a closed-loop load generator against each target:
+//! (A) Better Auth get-session direct, (B) ValidateSession, (C) ListTodos on the todo-service,
+//! (D) ListTodos as grpc-web through the gateway, (E) CreateTodo through the gateway. Every
+//! non-OK answer is counted and reported. The table goes to stdout and to `--out`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hdrhistogram::Histogram;
+use prost::Message;
+use proto::auth::v1::{ValidateSessionRequest, auth_service_client::AuthServiceClient};
+use proto::todo::v1::{
+    CreateTodoRequest, ListTodosRequest, todo_service_client::TodoServiceClient,
+};
+use tokio::process::Command;
+use tonic::transport::Channel;
+
+use crate::stack::{Stack, free_port, wait_for_port};
+use crate::{npm, run_step};
+
+/// Flags of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Short runs (2 s per cell, fewer users) that finish in under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds of load per cell (after a short warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent callers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Distinct signed-up users (sessions).
+    #[arg(long, default_value_t = 64)]
+    users: usize,
+    /// Parallel calls per session in the "page load" rows.
+    #[arg(long, default_value_t = 8)]
+    per_session: usize,
+    /// PostgreSQL server for Better Auth and the todo-service (fresh databases are created on it).
+    #[arg(
+        long,
+        env = "BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    postgres: String,
+    /// Where the markdown table is written.
+    #[arg(long, default_value = "bench-results/bench.md")]
+    out: PathBuf,
+    /// Pass `--coalesce=false` to the auth-service.
+    #[arg(long)]
+    no_coalesce: bool,
+}
+
+/// One load target.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    GetSession,
+    ValidateSession,
+    ListTodos,
+    GatewayListTodos,
+    GatewayCreateTodo,
+}
+
+impl Target {
+    const ALL: [Target; 5] = [
+        Target::GetSession,
+        Target::ValidateSession,
+        Target::ListTodos,
+        Target::GatewayListTodos,
+        Target::GatewayCreateTodo,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Target::GetSession => "(A) Better Auth get-session",
+            Target::ValidateSession => "(B) auth ValidateSession",
+            Target::ListTodos => "(C) todo ListTodos",
+            Target::GatewayListTodos => "(D) gateway grpc-web ListTodos",
+            Target::GatewayCreateTodo => "(E) gateway grpc-web CreateTodo",
+        }
+    }
+}
+
+/// Addresses and credentials of the running stack.
+struct Env {
+    better_auth: String,
+    auth: Channel,
+    todo: Channel,
+    gateway: String,
+    http: reqwest::Client,
+    cookies: Vec<String>,
+}
+
+/// One measured cell.
+struct Row {
+    target: Target,
+    callers: usize,
+    sessions: usize,
+    histogram: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    elapsed: Duration,
+    cpu: Vec<(String, f64)>,
+}
+
+impl Row {
+    fn rps(&self) -> f64 {
+        (self.ok + self.errors) as f64 / self.elapsed.as_secs_f64()
+    }
+    fn ms(&self, q: f64) -> f64 {
+        self.histogram.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+pub(crate) fn run(mut args: Args) -> anyhow::Result<()> {
+    if args.quick {
+        args.duration = args.duration.min(2);
+        args.users = args.users.min(32);
+    }
+    npm::ensure_installed("better-auth")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    run_step(std::process::Command::new(&cargo).args([
+        "build",
+        "--release",
+        "-p",
+        "auth-service",
+        "-p",
+        "todo-service",
+        "-p",
+        "gateway",
+    ]))?;
+    let bin_dir = std::env::current_dir()?.join("target/release");
+
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            let databases = Databases::create(&args.postgres).await?;
+            let mut stack = Stack::default();
+            let result = async {
+                let (env, pids) = start(&mut stack, &bin_dir, &databases, &args).await?;
+                let idle = rss_kib(&pids);
+                let mut report = measure(&env, &pids, &args).await?;
+                let after = rss_kib(&pids);
+                let _ = writeln!(report, "\n| process | RSS idle (after start-up and sign-ups) MiB | RSS after the load MiB |\n|---|---|---|");
+                for ((name, idle), (_, after)) in idle.iter().zip(after) {
+                    let _ = writeln!(report, "| {name} | {:.1} | {:.1} |", *idle as f64 / 1024.0, after as f64 / 1024.0);
+                }
+                anyhow::Ok(report)
+            }
+            .await;
+            stack.shutdown().await;
+            databases.drop_all().await;
+            let report = result?;
+            println!("{report}");
+            if let Some(dir) = args.out.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&args.out, &report)?;
+            eprintln!("[bench] written to {}", args.out.display());
+            Ok(())
+        })
+}
+
+/// The fresh PostgreSQL databases of one run.
+struct Databases {
+    admin: String,
+    names: [String; 2],
+}
+
+impl Databases {
+    async fn create(server: &str) -> anyhow::Result<Self> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let names = [format!("bench_auth_{stamp}"), format!("bench_todo_{stamp}")];
+        let admin = format!("{}/postgres", server.trim_end_matches('/'));
+        let client = connect(&admin)
+            .await
+            .with_context(|| format!("the benchmark needs PostgreSQL at {server}"))?;
+        for name in &names {
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await?;
+        }
+        Ok(Self { admin, names })
+    }
+
+    fn url(&self, index: usize, server: &str) -> String {
+        format!("{}/{}", server.trim_end_matches('/'), self.names[index])
+    }
+
+    async fn drop_all(&self) {
+        if let Ok(client) = connect(&self.admin).await {
+            for name in &self.names {
+                let _ = client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            }
+        }
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+/// Process ids of the stack, by name, for CPU accounting.
+type Pids = Vec<(String, u32)>;
+
+async fn start(
+    stack: &mut Stack,
+    bin_dir: &std::path::Path,
+    databases: &Databases,
+    args: &Args,
+) -> anyhow::Result<(Env, Pids)> {
+    let ready = Duration::from_secs(30);
+    let [ba_port, auth_port, todo_port, gw_port] =
+        [free_port()?, free_port()?, free_port()?, free_port()?];
+    let better_auth = format!("http://127.0.0.1:{ba_port}");
+    let gateway = format!("http://127.0.0.1:{gw_port}");
+
+    let mut cmd = Command::new("node");
+    cmd.arg("server.mjs")
+        .current_dir("better-auth")
+        .env("PORT", ba_port.to_string())
+        .env("BETTER_AUTH_URL", &better_auth)
+        .env("DATABASE_URL", databases.url(0, &args.postgres))
+        .env("TRUSTED_ORIGINS", &gateway);
+    stack.spawn("better-auth", cmd)?;
+    wait_for_port("Better Auth", ([127, 0, 0, 1], ba_port).into(), ready).await?;
+
+    let mut cmd = Command::new(bin_dir.join("auth-service"));
+    cmd.env("AUTH_LISTEN", format!("127.0.0.1:{auth_port}"))
+        .env("BETTER_AUTH_URL", &better_auth)
+        .env("RUST_LOG", "warn");
+    if args.no_coalesce {
+        cmd.arg("--coalesce=false");
+    }
+    stack.spawn("auth", cmd)?;
+    wait_for_port("auth-service", ([127, 0, 0, 1], auth_port).into(), ready).await?;
+
+    let mut cmd = Command::new(bin_dir.join("todo-service"));
+    cmd.env("TODO_LISTEN", format!("127.0.0.1:{todo_port}"))
+        .env("DATABASE_URL", databases.url(1, &args.postgres))
+        .env("AUTH_SERVICE_URL", format!("http://127.0.0.1:{auth_port}"))
+        .env("RUST_LOG", "warn");
+    stack.spawn("todo", cmd)?;
+    wait_for_port("todo-service", ([127, 0, 0, 1], todo_port).into(), ready).await?;
+
+    let mut cmd = Command::new(bin_dir.join("gateway"));
+    cmd.env("GATEWAY_LISTEN", format!("127.0.0.1:{gw_port}"))
+        .env("AUTH_SERVICE_URL", format!("http://127.0.0.1:{auth_port}"))
+        .env("TODO_SERVICE_URL", format!("http://127.0.0.1:{todo_port}"))
+        .env("BETTER_AUTH_URL", &better_auth)
+        .env("RUST_LOG", "warn");
+    stack.spawn("gateway", cmd)?;
+    wait_for_port("gateway", ([127, 0, 0, 1], gw_port).into(), ready).await?;
+
+    let pids = stack.pids();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(4))
+        .tcp_nodelay(true)
+        .build()?;
+    let auth = Channel::from_shared(format!("http://127.0.0.1:{auth_port}"))?
+        .connect()
+        .await?;
+    let todo = Channel::from_shared(format!("http://127.0.0.1:{todo_port}"))?
+        .connect()
+        .await?;
+
+    eprintln!("[bench] signing up {} users", args.users);
+    let mut cookies = Vec::with_capacity(args.users);
+    for i in 0..args.users {
+        cookies.push(sign_up(&http, &better_auth, i).await?);
+    }
+    let env = Env {
+        better_auth,
+        auth,
+        todo,
+        gateway,
+        http,
+        cookies,
+    };
+    // A few todos per user, so ListTodos returns a realistic page.
+    for cookie in &env.cookies {
+        for n in 0..5 {
+            let mut client = TodoServiceClient::new(env.todo.clone());
+            let mut request = tonic::Request::new(CreateTodoRequest {
+                title: format!("seed {n}"),
+                ..Default::default()
+            });
+            request.metadata_mut().insert("cookie", cookie.parse()?);
+            client.create_todo(request).await.context("seeding todos")?;
+        }
+    }
+    Ok((env, pids))
+}
+
+async fn sign_up(http: &reqwest::Client, better_auth: &str, i: usize) -> anyhow::Result<String> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    let body = format!(
+        r#"{{"name":"Bench {i}","email":"bench-{i}-{stamp}@example.com","password":"bench-password-{i}"}}"#
+    );
+    let response = http
+        .post(format!("{better_auth}/api/auth/sign-up/email"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("better-auth.session_token="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    cookie.with_context(|| format!("sign-up answered {status} without a session cookie"))
+}
+
+async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> {
+    let mut rows = Vec::new();
+    let duration = Duration::from_secs(args.duration);
+    for target in Target::ALL {
+        for &callers in &args.concurrency {
+            rows.push(
+                run_cell(
+                    env,
+                    pids,
+                    target,
+                    callers,
+                    callers.min(env.cookies.len()),
+                    duration,
+                )
+                .await?,
+            );
+        }
+    }
+    // A dashboard page load: several parallel calls per session.
+    let per = args.per_session.max(1);
+    let callers = *args.concurrency.iter().max().unwrap_or(&64);
+    let sessions = (callers / per).clamp(1, env.cookies.len());
+    for target in [
+        Target::GetSession,
+        Target::ValidateSession,
+        Target::GatewayListTodos,
+    ] {
+        rows.push(run_cell(env, pids, target, sessions * per, sessions, duration).await?);
+    }
+    Ok(report(&rows, args))
+}
+
+async fn run_cell(
+    env: &Env,
+    pids: &Pids,
+    target: Target,
+    callers: usize,
+    sessions: usize,
+    duration: Duration,
+) -> anyhow::Result<Row> {
+    // Warm-up: connections open, caches of the processes warm.
+    let warmup = Duration::from_millis(500);
+    drive(env, target, callers, sessions, warmup).await;
+
+    let before = cpu_ticks(pids);
+    let started = Instant::now();
+    let (histogram, ok, errors) = drive(env, target, callers, sessions, duration).await;
+    let elapsed = started.elapsed();
+    let after = cpu_ticks(pids);
+    let cpu = before
+        .iter()
+        .zip(after)
+        .map(|((name, b), (_, a))| {
+            (
+                name.clone(),
+                (a - b) as f64 / ticks_per_second() / elapsed.as_secs_f64(),
+            )
+        })
+        .collect();
+    let row = Row {
+        target,
+        callers,
+        sessions,
+        histogram,
+        ok,
+        errors,
+        elapsed,
+        cpu,
+    };
+    eprintln!(
+        "[bench] {} c={} sessions={}: p50 {:.2} ms, p95 {:.2} ms, {:.0} req/s, {} errors",
+        target.label(),
+        callers,
+        sessions,
+        row.ms(0.5),
+        row.ms(0.95),
+        row.rps(),
+        errors
+    );
+    Ok(row)
+}
+
+/// Runs `callers` closed-loop workers for `duration`; worker `i` uses session `i % sessions`.
+async fn drive(
+    env: &Env,
+    target: Target,
+    callers: usize,
+    sessions: usize,
+    duration: Duration,
+) -> (Histogram<u64>, u64, u64) {
+    let deadline = Instant::now() + duration;
+    let errors_seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::with_capacity(callers);
+    for i in 0..callers {
+        let cookie = env.cookies[i % sessions.max(1)].clone();
+        let call = Caller::new(env, target, cookie);
+        let errors_seen = errors_seen.clone();
+        workers.push(tokio::spawn(async move {
+            let mut histogram = new_histogram();
+            let (mut ok, mut errors, mut n) = (0u64, 0u64, 0u64);
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                let result = call.once(n).await;
+                let micros = start.elapsed().as_micros() as u64;
+                histogram.saturating_record(micros.max(1));
+                n += 1;
+                match result {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        errors += 1;
+                        if let Ok(mut seen) = errors_seen.lock() {
+                            if seen.len() < 3 {
+                                seen.push(e);
+                            }
+                        }
+                    }
+                }
+            }
+            (histogram, ok, errors)
+        }));
+    }
+    let mut total = new_histogram();
+    let (mut ok, mut errors) = (0, 0);
+    for worker in workers {
+        if let Ok((h, o, e)) = worker.await {
+            let _ = total.add(h);
+            ok += o;
+            errors += e;
+        }
+    }
+    if let Ok(seen) = errors_seen.lock() {
+        for e in seen.iter() {
+            eprintln!("[bench]   error sample ({}): {e}", target.label());
+        }
+    }
+    (total, ok, errors)
+}
+
+/// Microseconds from 1 µs to 60 s at 3 significant digits.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+/// What one worker calls, with its session's cookie.
+struct Caller {
+    target: Target,
+    cookie: String,
+    http: reqwest::Client,
+    better_auth: String,
+    gateway: String,
+    auth: AuthServiceClient<Channel>,
+    todo: TodoServiceClient<Channel>,
+}
+
+impl Caller {
+    fn new(env: &Env, target: Target, cookie: String) -> Self {
+        Self {
+            target,
+            cookie,
+            http: env.http.clone(),
+            better_auth: env.better_auth.clone(),
+            gateway: env.gateway.clone(),
+            auth: AuthServiceClient::new(env.auth.clone()),
+            todo: TodoServiceClient::new(env.todo.clone()),
+        }
+    }
+
+    async fn once(&self, n: u64) -> Result<(), String> {
+        match self.target {
+            Target::GetSession => {
+                let response = self
+                    .http
+                    .get(format!("{}/api/auth/get-session", self.better_auth))
+                    .header("cookie", &self.cookie)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response.bytes().await.map_err(|e| e.to_string())?;
+                if status.is_success() && body.starts_with(b"{") {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP {status}, body {} bytes", body.len()))
+                }
+            }
+            Target::ValidateSession => {
+                let mut client = self.auth.clone();
+                client
+                    .validate_session(ValidateSessionRequest {
+                        cookie: self.cookie.clone(),
+                    })
+                    .await
+                    .map(drop)
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            }
+            Target::ListTodos => {
+                let mut client = self.todo.clone();
+                let mut request = tonic::Request::new(ListTodosRequest {
+                    page_size: 10,
+                    ..Default::default()
+                });
+                let cookie = self
+                    .cookie
+                    .parse()
+                    .map_err(|_| "cookie is not valid metadata".to_owned())?;
+                request.metadata_mut().insert("cookie", cookie);
+                client
+                    .list_todos(request)
+                    .await
+                    .map(drop)
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            }
+            Target::GatewayListTodos => {
+                self.grpc_web(
+                    "/todo.v1.TodoService/ListTodos",
+                    ListTodosRequest {
+                        page_size: 10,
+                        ..Default::default()
+                    },
+                )
+                .await
+            }
+            Target::GatewayCreateTodo => {
+                let request = CreateTodoRequest {
+                    title: format!("bench {n}"),
+                    ..Default::default()
+                };
+                self.grpc_web("/todo.v1.TodoService/CreateTodo", request)
+                    .await
+            }
+        }
+    }
+
+    /// One unary grpc-web call (binary framing) as a browser would make it.
+    async fn grpc_web(&self, path: &str, message: impl Message) -> Result<(), String> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.gateway))
+            .header("content-type", "application/grpc-web+proto")
+            .header("x-grpc-web", "1")
+            .header("origin", &self.gateway)
+            .header("cookie", &self.cookie)
+            .body(grpc_web_frame(&message))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let header_status = response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let http_status = response.status();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        let status = header_status.or_else(|| trailer_status(&body));
+        match status.as_deref() {
+            Some("0") if http_status.is_success() => Ok(()),
+            other => Err(format!("HTTP {http_status}, grpc-status {other:?}")),
+        }
+    }
+}
+
+fn grpc_web_frame(message: &impl Message) -> Bytes {
+    let len = message.encoded_len();
+    let mut buf = BytesMut::with_capacity(5 + len);
+    buf.put_u8(0);
+    buf.put_u32(len as u32);
+    // Encoding into a buffer with enough capacity cannot fail.
+    let _ = message.encode(&mut buf);
+    buf.freeze()
+}
+
+/// The `grpc-status` in a grpc-web trailer frame (flag 0x80), if any.
+fn trailer_status(body: &[u8]) -> Option<String> {
+    let mut rest = body;
+    while rest.len() >= 5 {
+        let flag = rest[0];
+        let len = (&rest[1..5]).get_u32() as usize;
+        let frame = rest.get(5..5 + len)?;
+        if flag & 0x80 != 0 {
+            let text = String::from_utf8_lossy(frame);
+            return text
+                .lines()
+                .find_map(|l| l.strip_prefix("grpc-status:").map(|v| v.trim().to_owned()));
+        }
+        rest = &rest[5 + len..];
+    }
+    None
+}
+
+/// Resident memory of each process, in KiB (`VmRSS`).
+fn rss_kib(pids: &Pids) -> Vec<(String, u64)> {
+    pids.iter()
+        .map(|(name, pid)| {
+            let kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|status| {
+                    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+                    line.split_whitespace().nth(1)?.parse().ok()
+                })
+                .unwrap_or(0);
+            (name.clone(), kib)
+        })
+        .collect()
+}
+
+/// utime + stime of each process, in clock ticks.
+fn cpu_ticks(pids: &Pids) -> Vec<(String, u64)> {
+    pids.iter()
+        .map(|(name, pid)| {
+            let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // Fields after the command name (which may contain spaces) start after ')'.
+                    let rest = stat.rsplit_once(')')?.1;
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    let utime: u64 = fields.get(11)?.parse().ok()?;
+                    let stime: u64 = fields.get(12)?.parse().ok()?;
+                    Some(utime + stime)
+                })
+                .unwrap_or(0);
+            (name.clone(), ticks)
+        })
+        .collect()
+}
+
+fn ticks_per_second() -> f64 {
+    // Linux's USER_HZ is 100 on every architecture we run on.
+    100.0
+}
+
+fn report(rows: &[Row], args: &Args) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## cargo xtask bench{} ({} s per cell, {} users, coalescing {})\n",
+        if args.quick { " --quick" } else { "" },
+        args.duration,
+        args.users,
+        if args.no_coalesce { "off" } else { "on" }
+    );
+    let _ = writeln!(
+        out,
+        "| target | callers | sessions | p50 ms | p95 ms | p99 ms | max ms | req/s | errors | p95 / (A) | req/s / (A) | CPU cores: better-auth, auth, todo, gateway |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let baseline = rows.iter().find(|r| {
+            r.target == Target::GetSession && r.callers == row.callers && r.sessions == row.sessions
+        });
+        let (p95_ratio, rps_ratio) = match baseline {
+            Some(a) => (
+                format!("{:.2}", row.ms(0.95) / a.ms(0.95).max(0.001)),
+                format!("{:.2}", row.rps() / a.rps().max(0.001)),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let cpu: Vec<String> = row.cpu.iter().map(|(_, c)| format!("{c:.2}")).collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} | {} | {} |",
+            row.target.label(),
+            row.callers,
+            row.sessions,
+            row.ms(0.5),
+            row.ms(0.95),
+            row.ms(0.99),
+            row.histogram.max() as f64 / 1000.0,
+            row.rps(),
+            row.errors,
+            p95_ratio,
+            rps_ratio,
+            cpu.join(", ")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nsessions = distinct Better Auth sessions among the callers (callers / sessions calls per \
+         session run in parallel). Closed loop over loopback; latency per call from an \
+         HdrHistogram; CPU from /proc/PID/stat during the cell."
+    );
+    out
+}
