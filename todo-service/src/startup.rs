@@ -1,0 +1,110 @@
+//! Wiring: [`App::build`] opens the database (running migrations), prepares the auth-service
+//! channel and binds the listener; [`App::run_until`] serves until the shutdown future resolves,
+//! then finishes in-flight RPCs.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use proto::todo::v1::todo_service_server::TodoServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Channel, Server};
+use tower_layer::Layer as _;
+
+use crate::config::Config;
+use crate::db::Pool;
+use crate::service::TodoApi;
+use crate::session::SessionLayer;
+
+/// Largest request message accepted (titles and descriptions are far smaller).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// A todo-service ready to serve: database migrated, listener bound.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    pool: Pool,
+    auth_channel: Channel,
+    config: Config,
+}
+
+impl App {
+    /// Connects to the database (applying migrations) and binds `config.listen` (port 0 picks
+    /// a free port). The auth-service channel connects lazily, so the service starts even if
+    /// the auth-service is not up yet; until it is, RPCs answer UNAVAILABLE.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = Pool::connect(&config.database_url, usize::from(config.database_pool_size))
+            .await
+            .context("opening the todo database")?;
+        let auth_channel = Channel::builder(config.auth_service_url.clone())
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+        tracing::info!(
+            %local_addr,
+            database = pool.backend(),
+            auth_service = %config.auth_service_url,
+            "todo-service ready"
+        );
+        Ok(Self {
+            listener,
+            local_addr,
+            pool,
+            auth_channel,
+            config,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits for in-flight RPCs.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<TodoServiceServer<TodoApi>>().await;
+
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("todo.v1.TodoService")
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name("grpc.reflection.v1.ServerReflection")
+                .with_service_name("grpc.reflection.v1alpha.ServerReflection")
+        };
+        let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
+            .context("building reflection v1alpha")?;
+
+        let api = TodoApi::new(self.pool, self.config.database_timeout());
+        let todos = TodoServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        // Only TodoService sits behind the session check: health and reflection stay open.
+        let todos = SessionLayer::new(self.auth_channel, self.config.auth_timeout()).layer(todos);
+
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight RPCs");
+            health.set_not_serving::<TodoServiceServer<TodoApi>>().await;
+        };
+
+        Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(todos)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .await
+            .context("serving gRPC")?;
+        tracing::info!("todo-service stopped");
+        Ok(())
+    }
+}
