@@ -568,6 +568,7 @@ fn session_cookie(set_cookies: &[String]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
