@@ -1,0 +1,148 @@
+//! The `auth.v1.AuthService` handler: picks the request's cookie header, filters it, asks Better
+//! Auth, and converts the answer to proto. Proto types stop here.
+
+use std::time::Instant;
+
+use proto::auth::v1::{
+    Session as ProtoSession, User as ProtoUser, ValidateSessionRequest, ValidateSessionResponse,
+    auth_service_server::AuthService,
+};
+use time::OffsetDateTime;
+use tonic::{
+    Request, Response, Status,
+    metadata::{AsciiMetadataValue, MetadataMap},
+};
+
+use crate::{
+    better_auth::{BetterAuthClient, ValidSession},
+    cookie::{CookieError, SessionCookieFilter, join_cookie_fields},
+    error::Error,
+};
+
+/// The `AuthService` implementation. Holds only shared, immutable state: a request takes no lock.
+#[derive(Debug, Clone)]
+pub struct AuthApi {
+    filter: SessionCookieFilter,
+    better_auth: BetterAuthClient,
+}
+
+impl AuthApi {
+    /// A handler that forwards the cookies `filter` keeps to `better_auth`.
+    pub fn new(filter: SessionCookieFilter, better_auth: BetterAuthClient) -> Self {
+        Self {
+            filter,
+            better_auth,
+        }
+    }
+
+    async fn validate(
+        &self,
+        request: &Request<ValidateSessionRequest>,
+    ) -> Result<ValidSession, Error> {
+        let from_field = &request.get_ref().cookie;
+        let cookie = if from_field.is_empty() {
+            self.filter.filter(&cookie_metadata(request.metadata())?)?
+        } else {
+            self.filter.filter(from_field)?
+        };
+        let cookie = cookie.ok_or(Error::SessionMissing)?;
+        self.better_auth.session(&cookie).await
+    }
+}
+
+/// The `cookie` request metadata, for callers (a generic grpc-web gateway in front of a browser)
+/// that cannot put the browser's HttpOnly cookie into the request message. Several entries are
+/// joined, as HTTP/2 allows a client to split the Cookie header.
+fn cookie_metadata(metadata: &MetadataMap) -> Result<String, Error> {
+    let fields = metadata
+        .get_all("cookie")
+        .iter()
+        .map(|value| value.to_str().map_err(|_| CookieError::NotAHeaderValue))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(join_cookie_fields(&fields)?)
+}
+
+/// Adds each `Set-Cookie` value as a `set-cookie` metadata entry, so a generic gateway can pass
+/// refreshed or clearing cookies on to the browser. Values are visible ASCII (checked when
+/// Better Auth's answer was read), so none is dropped in practice.
+pub(crate) fn append_set_cookies(metadata: &mut MetadataMap, set_cookie: &[String]) {
+    for value in set_cookie {
+        match AsciiMetadataValue::try_from(value.as_str()) {
+            Ok(value) => {
+                metadata.append("set-cookie", value);
+            }
+            Err(_) => tracing::warn!("dropped a Set-Cookie that is not valid gRPC metadata"),
+        }
+    }
+}
+
+fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.unix_timestamp(),
+        // Always below 10^9, so it fits.
+        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
+    }
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn validate_session(
+        &self,
+        request: Request<ValidateSessionRequest>,
+    ) -> Result<Response<ValidateSessionResponse>, Status> {
+        let started = Instant::now();
+        let result = self.validate(&request).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+        match result {
+            Ok(ValidSession {
+                user,
+                session,
+                set_cookie,
+            }) => {
+                tracing::info!(
+                    user_id = %user.id,
+                    session_id = %session.id,
+                    refreshed = !set_cookie.is_empty(),
+                    latency_ms,
+                    "session valid"
+                );
+                let mut metadata = MetadataMap::new();
+                append_set_cookies(&mut metadata, &set_cookie);
+                let message = ValidateSessionResponse {
+                    user: Some(ProtoUser {
+                        id: user.id,
+                        email: user.email,
+                        name: user.name,
+                        email_verified: user.email_verified,
+                        image: user.image,
+                    }),
+                    session: Some(ProtoSession {
+                        id: session.id,
+                        expires_at: Some(timestamp(session.expires_at)),
+                        created_at: Some(timestamp(session.created_at)),
+                    }),
+                    set_cookie,
+                };
+                Ok(Response::from_parts(
+                    metadata,
+                    message,
+                    tonic::Extensions::default(),
+                ))
+            }
+            Err(error) => {
+                let reason = error.reason();
+                match &error {
+                    Error::ProviderUnavailable(message) => {
+                        tracing::warn!(reason, latency_ms, detail = %message, "session check failed");
+                    }
+                    Error::ProviderBadResponse(message) => {
+                        tracing::error!(reason, latency_ms, detail = %message, "session check failed");
+                    }
+                    _ => tracing::info!(reason, latency_ms, "session rejected"),
+                }
+                Err(error.into())
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Building and running the auth-service: `App::build` validates the config, binds the listener
+//! and builds the Better Auth client; `run_until` serves gRPC (AuthService, health, reflection
+//! v1 + v1alpha) until the shutdown future completes.
+
+use std::{future::Future, net::SocketAddr};
+
+use anyhow::Context;
+use proto::auth::v1::auth_service_server::AuthServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Server, server::TcpIncoming};
+
+use crate::{
+    better_auth::BetterAuthClient, config::Config, cookie::SessionCookieFilter, service::AuthApi,
+};
+
+/// A bound, ready-to-serve auth-service.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    api: AuthApi,
+}
+
+impl App {
+    /// Validates `config`, binds `config.listen` (port 0 picks a free port) and builds the one
+    /// pooled Better Auth client. Better Auth itself need not be up yet: it is asked per request.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        config
+            .validate()
+            .map_err(|problem| anyhow::anyhow!("invalid configuration: {problem}"))?;
+        let better_auth =
+            BetterAuthClient::new(&config.better_auth_url, config.better_auth_timeout)?;
+        let api = AuthApi::new(
+            SessionCookieFilter::new(&config.better_auth_cookie_prefix),
+            better_auth,
+        );
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (AUTH_LISTEN)", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(App {
+            listener,
+            local_addr,
+            api,
+        })
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight calls finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<AuthServiceServer<AuthApi>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        tracing::info!(addr = %self.local_addr, "auth-service listening");
+        Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(AuthServiceServer::new(self.api))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
+            .await
+            .context("the gRPC server failed")?;
+        tracing::info!("auth-service stopped");
+        Ok(())
+    }
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,316 @@
+//! Test helpers: a real auth-service on 127.0.0.1:0 with a real tonic client, and a stub HTTP
+//! server that stands in for Better Auth only to inject faults and record what it received.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use auth_service::{App, Config};
+use proto::auth::v1::{
+    ValidateSessionRequest, ValidateSessionResponse, auth_service_client::AuthServiceClient,
+};
+use reqwest::Url;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+};
+use tonic::{Code, Status, transport::Channel};
+use tonic_types::StatusExt;
+
+/// A running auth-service and a client connected to it. Dropping it shuts the server down.
+pub(crate) struct TestApp {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) client: AuthServiceClient<Channel>,
+    pub(crate) channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Validates `cookie` (the request field) and returns the whole response.
+    pub(crate) async fn validate(
+        &self,
+        cookie: &str,
+    ) -> Result<tonic::Response<ValidateSessionResponse>, Status> {
+        self.client
+            .clone()
+            .validate_session(ValidateSessionRequest {
+                cookie: cookie.to_owned(),
+            })
+            .await
+    }
+
+    /// Shuts the server down and waits for it to finish.
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts the auth-service in front of `better_auth_url` with the default timeout.
+pub(crate) async fn spawn_app(better_auth_url: &str) -> TestApp {
+    spawn_app_with(better_auth_url, |_| {}).await
+}
+
+/// Starts the auth-service after letting `adjust` change its config.
+pub(crate) async fn spawn_app_with(
+    better_auth_url: &str,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    // Logs only on request (`RUST_LOG=info cargo test`): libtest does not capture them.
+    if std::env::var_os("RUST_LOG").is_some() {
+        telemetry::init(telemetry::LogFormat::Pretty);
+    }
+    let mut config = Config::new(Url::parse(better_auth_url).expect("a valid URL"));
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    adjust(&mut config);
+    let app = App::build(config).await.expect("the app builds");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("the client connects");
+    TestApp {
+        addr,
+        client: AuthServiceClient::new(channel.clone()),
+        channel,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// Asserts the status code and `ErrorInfo` reason of a failed call, and returns the status.
+#[track_caller]
+pub(crate) fn assert_error(
+    result: Result<tonic::Response<ValidateSessionResponse>, Status>,
+    code: Code,
+    reason: &str,
+) -> Status {
+    let status = match result {
+        Ok(response) => panic!(
+            "expected {code:?} {reason}, got OK: {:?}",
+            response.get_ref()
+        ),
+        Err(status) => status,
+    };
+    assert_eq!(status.code(), code, "message: {}", status.message());
+    let info = status
+        .get_details_error_info()
+        .expect("every error carries google.rpc.ErrorInfo");
+    assert_eq!(info.reason, reason, "message: {}", status.message());
+    assert_eq!(info.domain, "auth.v1");
+    assert!(!status.message().is_empty());
+    status
+}
+
+/// The `set-cookie` metadata values of a response or status.
+pub(crate) fn set_cookie_metadata(metadata: &tonic::metadata::MetadataMap) -> Vec<String> {
+    metadata
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+/// A URL where nothing listens: a port bound and released again.
+pub(crate) async fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// What the stub does with each request it reads.
+#[derive(Clone)]
+pub(crate) enum Behaviour {
+    /// Answers with this status, extra header lines and body.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Sleeps, then answers 200 `null`.
+    Sleep(Duration),
+    /// Closes the connection without answering the first `n` requests, then answers like the
+    /// inner behaviour.
+    CloseFirst(usize, Box<Behaviour>),
+}
+
+impl Behaviour {
+    pub(crate) fn status(status: u16, body: &str) -> Self {
+        Behaviour::Respond {
+            status,
+            headers: Vec::new(),
+            body: body.to_owned(),
+        }
+    }
+}
+
+/// A request the stub received.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorded {
+    pub(crate) target: String,
+    pub(crate) cookie: Option<String>,
+}
+
+/// A minimal HTTP/1.1 server on 127.0.0.1:0 (keep-alive, GET only) that records requests.
+pub(crate) struct StubServer {
+    pub(crate) url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    connections: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl StubServer {
+    pub(crate) async fn start(behaviour: Behaviour) -> StubServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let requests = requests.clone();
+            let connections = connections.clone();
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    connections.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(serve_connection(
+                        stream,
+                        behaviour.clone(),
+                        requests.clone(),
+                    ));
+                }
+            }
+        });
+        StubServer {
+            url,
+            requests,
+            connections,
+            task,
+        }
+    }
+
+    /// Every request received so far.
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    /// How many TCP connections were accepted.
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for StubServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    behaviour: Behaviour,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut buffer = Vec::new();
+    loop {
+        let Some(head) = read_head(&mut stream, &mut buffer).await else {
+            return;
+        };
+        let recorded = parse_head(&head);
+        let index = {
+            let mut requests = requests.lock().expect("lock");
+            requests.push(recorded);
+            requests.len()
+        };
+        let mut behaviour = &behaviour;
+        if let Behaviour::CloseFirst(n, inner) = behaviour {
+            if index <= *n {
+                return; // dropping the stream closes it without an answer
+            }
+            behaviour = inner;
+        }
+        let (status, headers, body) = match behaviour {
+            Behaviour::Respond {
+                status,
+                headers,
+                body,
+            } => (*status, headers.clone(), body.clone()),
+            Behaviour::Sleep(duration) => {
+                tokio::time::sleep(*duration).await;
+                (200, Vec::new(), "null".to_owned())
+            }
+            Behaviour::CloseFirst(..) => unreachable!("nested CloseFirst"),
+        };
+        let mut response = format!(
+            "HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            response.push_str(&format!("{name}: {value}\r\n"));
+        }
+        response.push_str("\r\n");
+        response.push_str(&body);
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one request head (up to the blank line); `None` when the peer closed.
+async fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            buffer.drain(..end + 4);
+            return Some(head);
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn parse_head(head: &str) -> Recorded {
+    let mut lines = head.split("\r\n");
+    let target = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let cookie = lines.find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("cookie")
+            .then(|| value.trim().to_owned())
+    });
+    Recorded { target, cookie }
+}
+
+/// A get-session body for a valid session, as Better Auth 1.7 sends it (better-auth.md §4).
+pub(crate) const VALID_SESSION_BODY: &str = r#"{"session":{"expiresAt":"2026-12-03T15:53:06.553Z","token":"QjEEobE777IIASOs5uIK4uQ8o0xhohwR","createdAt":"2026-11-26T15:53:06.553Z","updatedAt":"2026-11-26T15:53:06.553Z","ipAddress":"","userAgent":"curl/7.88.1","userId":"aekHiyTA0ZktQM8NMqYir5m4ewTJuvDW","id":"OQhKwpFYKHIBMUISRk4kdIqn1yt0viLE"},"user":{"name":"Alice","email":"alice@example.com","emailVerified":false,"image":null,"createdAt":"2026-11-26T15:53:06.326Z","updatedAt":"2026-11-26T15:53:06.326Z","id":"aekHiyTA0ZktQM8NMqYir5m4ewTJuvDW"}}"#;
