@@ -5,6 +5,7 @@
 //! the Node packages a step needs.
 
 mod bench;
+mod deploy;
 mod dev;
 mod npm;
 mod stack;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{npm, run_step};
+use crate::{deploy, npm, run_step};
 
 /// Flags of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -63,6 +63,21 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     run_step(Command::new(&cargo).args(["test", "--workspace", "--locked"]))?;
 
+    // The service binaries: their `--help` is checked against the deployment files and docs,
+    // and the browser test runs them.
+    run_step(Command::new(&cargo).args([
+        "build",
+        "--locked",
+        "-p",
+        "auth-service",
+        "-p",
+        "todo-service",
+        "-p",
+        "gateway",
+    ]))?;
+    let bin_dir = std::env::current_dir()?.join("target/debug");
+    deploy::check(&bin_dir)?;
+
     let browser = Path::new(CHROMIUM).is_file();
     let browser_ran = if args.skip_browser {
         false
@@ -73,22 +88,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
         false
     } else {
-        run_step(Command::new(&cargo).args([
-            "build",
-            "--locked",
-            "-p",
-            "auth-service",
-            "-p",
-            "todo-service",
-            "-p",
-            "gateway",
-        ]))?;
-        let bin_dir = std::env::current_dir()?.join("target/debug");
         run_step(
             Command::new("npm")
                 .args(["run", "e2e"])
                 .current_dir("web")
-                .env("STACK_BIN_DIR", bin_dir),
+                .env("STACK_BIN_DIR", &bin_dir),
         )?;
         true
     };
