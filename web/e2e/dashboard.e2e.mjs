@@ -7,7 +7,7 @@
 // instead of skipping), UPDATE_SCREENSHOT=1 (copy dashboard.png to docs/screenshot.png).
 
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { dirname, join, resolve } from "node:path";
 import { test } from "node:test";
@@ -51,6 +51,10 @@ const skip = browserMissing && !requireBrowser ? `${CHROMIUM} is not installed` 
 test("a user signs up, manages todos in the dashboard, and no one else can see them", { skip, timeout: 180_000 }, async (t) => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is not installed and REQUIRE_BROWSER=1: install it with apt-get install -y chromium`);
   mkdirSync(artifacts, { recursive: true });
+  // Failure screenshots describe the last run only.
+  for (const name of readdirSync(artifacts)) {
+    if (name.startsWith("failed-") && name.endsWith(".png")) rmSync(join(artifacts, name));
+  }
   const logDir = join(artifacts, "logs");
   mkdirSync(logDir, { recursive: true });
 
@@ -61,7 +65,7 @@ test("a user signs up, manages todos in the dashboard, and no one else can see t
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   t.after(() => browser.close());
-  const context = await browser.newContext({ viewport: { width: 960, height: 720 } });
+  const context = await browser.newContext({ viewport: { width: 900, height: 560 } });
   context.setDefaultTimeout(UI_TIMEOUT_MS);
   const page = await context.newPage();
   const pageErrors = [];
@@ -109,9 +113,9 @@ test("a user signs up, manages todos in the dashboard, and no one else can see t
   };
   const sessionCookie = async () => (await context.cookies(gw)).find((c) => c.name === SESSION_COOKIE);
 
-  const stamp = Date.now();
-  const alice = `alice-${stamp}@example.com`;
-  const bob = `bob-${stamp}@example.com`;
+  // Every run has its own Better Auth database, so fixed addresses never collide.
+  const alice = "alice@example.com";
+  const bob = "bob@example.com";
   const aliceTitles = ["Buy milk", "Write the report", "Call the plumber"];
 
   await step("login page is served and never redirects", async () => {
@@ -186,6 +190,28 @@ test("a user signs up, manages todos in the dashboard, and no one else can see t
     await expectText(page.locator("#items-left"), "2 items left");
   });
 
+  await step("every control is labelled and works from the keyboard with visible focus", async () => {
+    const unlabelled = await page.locator("input, button").evaluateAll((els) =>
+      els
+        .filter((el) => !(el.labels?.length || el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || (el.tagName === "BUTTON" && el.textContent.trim())))
+        .map((el) => el.outerHTML),
+    );
+    assert.deepEqual(unlabelled, [], "controls without a label");
+    await page.focus("#new-todo-title");
+    await page.keyboard.press("Tab"); // Add
+    await page.keyboard.press("Tab"); // the first todo's checkbox
+    const focused = () => page.evaluate(() => ({
+      label: document.activeElement?.getAttribute("aria-label"),
+      visible: document.activeElement?.matches(":focus-visible") && getComputedStyle(document.activeElement).outlineStyle !== "none",
+    }));
+    assert.deepEqual(await focused(), { label: "Completed: Buy milk", visible: true });
+    await page.keyboard.press("Space");
+    await expectText(page.locator("#items-left"), "3 items left");
+    assert.deepEqual(await focused(), { label: "Completed: Buy milk", visible: true }, "focus stays on the checkbox");
+    await page.keyboard.press("Space");
+    await expectText(page.locator("#items-left"), "2 items left");
+  });
+
   await step("sign out goes to the login page", async () => {
     await page.click("#sign-out");
     await page.waitForURL(`${gw}/login`);
@@ -223,7 +249,15 @@ test("a user signs up, manages todos in the dashboard, and no one else can see t
     await page.click("#clear-completed");
     await expectTitles(["Bob's first"]);
     assert.equal(await page.locator("#clear-completed").isVisible(), false, "nothing left to clear");
+    // Bad input is refused by the server and its own words are shown (INVALID_ARGUMENT).
+    await page.locator("#new-todo-title").evaluate((el) => { el.value = "bell \u0007 title"; });
+    await page.press("#new-todo-title", "Enter");
+    await waitFor(async () => ((await page.textContent("#error")) ?? "").trim() !== "", async () => "no error shown for a control character");
+    const invalid = (await page.textContent("#error")).trim();
+    assert.match(invalid, /title/i, `the server's message names the field: ${invalid}`);
+    await page.fill("#new-todo-title", "");
     await addTodo("Bob's secret plan");
+    assert.equal(((await page.textContent("#error")) ?? "").trim(), "", "a successful call clears the error");
     await itemTitled("Bob's first").locator("button.delete-button").click();
     await expectTitles(["Bob's secret plan"]);
     await page.reload();
@@ -297,6 +331,11 @@ test("a user signs up, manages todos in the dashboard, and no one else can see t
   });
 
   await step("sign in again, then a stopped todo-service is reported in words", async () => {
+    await page.fill("#sign-in-email", bob);
+    await page.fill("#sign-in-password", "not the password");
+    await page.press("#sign-in-password", "Enter");
+    await expectText(page.locator("#error"), "Wrong email or password.");
+    assert.equal(new URL(page.url()).pathname, "/login");
     await page.fill("#sign-in-email", bob);
     await page.fill("#sign-in-password", PASSWORD);
     await page.press("#sign-in-password", "Enter");

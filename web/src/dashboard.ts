@@ -35,6 +35,8 @@ let filter: Filter = filterFromHash();
 let editingId: string | null = null;
 let loaded = false;
 let adding = false;
+/** Todos whose completed flag is being saved; a second click waits for the first. */
+const toggling = new Set<string>();
 
 // ---- errors -------------------------------------------------------------------------------
 
@@ -199,7 +201,9 @@ function render(): void {
     input?.select();
   } else if (focusKey) {
     const target = document.querySelector<HTMLElement>(`[data-focus="${CSS.escape(focusKey)}"]`);
-    (target ?? newTodoTitle).focus();
+    // A control that vanished or was hidden (filtered out, "Clear completed" with nothing left)
+    // hands focus to the new-todo field rather than dropping it on <body>.
+    (target && target.offsetParent !== null ? target : newTodoTitle).focus();
   }
 }
 
@@ -215,9 +219,18 @@ function renderItem(todo: Todo): HTMLLIElement {
   toggle.id = `toggle-${todo.id}`;
   toggle.dataset.focus = `toggle:${todo.id}`;
   toggle.setAttribute("aria-label", `Completed: ${todo.title}`);
+  // Not `disabled` while the call runs: disabling the focused box would drop keyboard focus.
   toggle.addEventListener("change", () => {
-    toggle.disabled = true;
-    void updateTodo(todo.id, { completed: toggle.checked }).then(render);
+    if (toggling.has(todo.id)) {
+      toggle.checked = !toggle.checked;
+      return;
+    }
+    toggling.add(todo.id);
+    toggle.setAttribute("aria-busy", "true");
+    void updateTodo(todo.id, { completed: toggle.checked }).then(() => {
+      toggling.delete(todo.id);
+      render();
+    });
   });
   li.append(toggle);
 
@@ -378,6 +391,7 @@ for (const button of filterButtons) {
 
 window.addEventListener("hashchange", () => setFilter(filterFromHash()));
 
+clearCompletedButton.dataset.focus = "clear-completed";
 clearCompletedButton.addEventListener("click", () => void clearCompleted());
 
 signOutButton.addEventListener("click", () => {
