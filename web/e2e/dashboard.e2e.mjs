@@ -347,6 +347,12 @@ test("a user signs up, manages todos in the dashboard, and no one else can see t
     await expectText(page.locator("#error"), "Service unavailable, try again.");
     assert.equal(new URL(page.url()).pathname, "/dashboard", "an outage does not send the user away");
     await shot("unavailable.png");
+    // Loading the page while it is down says so and offers a retry, not an empty list.
+    await page.reload();
+    await expectText(page.locator("#error"), "Service unavailable, try again.");
+    await waitFor(async () => (await page.textContent("#loading")).includes("could not be loaded"), async () => `loading says ${await page.textContent("#loading")}`);
+    assert.ok(await page.locator("#loading button", { hasText: "Try again" }).isVisible(), "a retry is offered");
+    assert.equal(await page.locator("#empty").isVisible(), false, "no misleading empty-list text");
   });
 
   assert.deepEqual(pageErrors, [], "no uncaught errors in the pages");

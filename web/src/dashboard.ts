@@ -35,6 +35,8 @@ let filter: Filter = filterFromHash();
 let editingId: string | null = null;
 let loaded = false;
 let adding = false;
+/** The last create that failed: retried with the same request id. */
+let unsavedCreate: { title: string; requestId: string } | null = null;
 /** Todos whose completed flag is being saved; a second click waits for the first. */
 const toggling = new Set<string>();
 
@@ -80,6 +82,8 @@ async function loadUser(): Promise<void> {
 async function loadTodos(): Promise<void> {
   const all: Todo[] = [];
   let pageToken = "";
+  loading.replaceChildren("Loading…");
+  loading.hidden = false;
   try {
     for (let page = 0; page < MAX_PAGES; page++) {
       const response = await todoClient.listTodos({ pageSize: PAGE_SIZE, pageToken });
@@ -91,17 +95,34 @@ async function loadTodos(): Promise<void> {
     loaded = true;
     render();
   } catch (err) {
-    loading.textContent = "";
     fail(err);
+    if (isUnauthenticated(err)) return;
+    const retry = document.createElement("button");
+    retry.type = "button";
+    retry.className = "secondary";
+    retry.textContent = "Try again";
+    retry.addEventListener("click", () => {
+      clearError();
+      void loadTodos();
+    });
+    loading.replaceChildren("Your todos could not be loaded. ", retry);
   }
 }
 
 async function addTodo(title: string): Promise<void> {
   if (adding) return;
+  if (!loaded) {
+    showError("Your todos are not loaded yet: load them first, then add.");
+    return;
+  }
   adding = true;
   clearError();
+  // Retrying the same title after a failure reuses its idempotency key, so a create that did
+  // reach the server before the answer was lost is not made twice.
+  if (unsavedCreate?.title !== title) unsavedCreate = { title, requestId: newRequestId() };
   try {
-    const todo = await todoClient.createTodo({ title, requestId: newRequestId() });
+    const todo = await todoClient.createTodo(unsavedCreate);
+    unsavedCreate = null;
     todos = [...todos.filter((t) => t.id !== todo.id), todo];
     newTodoTitle.value = "";
     render();
@@ -172,7 +193,7 @@ function visible(todo: Todo): boolean {
 
 function render(): void {
   const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focus;
-  loading.hidden = true;
+  loading.hidden = loaded;
 
   list.replaceChildren(...todos.filter(visible).map(renderItem));
 
