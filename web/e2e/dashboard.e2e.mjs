@@ -255,6 +255,7 @@ test("a user signs up, manages todos in the dashboard, and no one else can see t
     await waitFor(async () => ((await page.textContent("#error")) ?? "").trim() !== "", async () => "no error shown for a control character");
     const invalid = (await page.textContent("#error")).trim();
     assert.match(invalid, /title/i, `the server's message names the field: ${invalid}`);
+    await shot("invalid-input.png");
     await page.fill("#new-todo-title", "");
     await addTodo("Bob's secret plan");
     assert.equal(((await page.textContent("#error")) ?? "").trim(), "", "a successful call clears the error");

@@ -201,7 +201,8 @@ function render(): void {
   const completed = todos.length - left;
   itemsLeft.textContent = `${left} ${left === 1 ? "item" : "items"} left`;
   footer.hidden = todos.length === 0;
-  clearCompletedButton.hidden = completed === 0;
+  // Hidden but still taking its place, so the filters do not jump when it comes and goes.
+  clearCompletedButton.classList.toggle("invisible", completed === 0);
   for (const button of filterButtons) {
     button.setAttribute("aria-pressed", String(button.dataset.filter === filter));
   }
@@ -224,7 +225,8 @@ function render(): void {
     const target = document.querySelector<HTMLElement>(`[data-focus="${CSS.escape(focusKey)}"]`);
     // A control that vanished or was hidden (filtered out, "Clear completed" with nothing left)
     // hands focus to the new-todo field rather than dropping it on <body>.
-    (target && target.offsetParent !== null ? target : newTodoTitle).focus();
+    target?.focus();
+    if (!target || document.activeElement !== target) newTodoTitle.focus();
   }
 }
 

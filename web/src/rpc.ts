@@ -35,7 +35,7 @@ export function describeError(err: unknown): string {
     case Code.Unavailable:
       return UNAVAILABLE_TEXT;
     case Code.InvalidArgument:
-      return err.rawMessage || "That input is not valid.";
+      return sentence(err.rawMessage) || "That input is not valid.";
     case Code.PermissionDenied:
       return "You are not allowed to do that.";
     case Code.NotFound:
@@ -52,4 +52,12 @@ export function describeError(err: unknown): string {
     default:
       return "Something went wrong, try again.";
   }
+}
+
+/** The server's message as a sentence: capital first letter, final period. */
+function sentence(message: string): string {
+  const text = message.trim();
+  if (text === "") return "";
+  const capital = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`;
 }
