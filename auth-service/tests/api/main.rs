@@ -5,3 +5,4 @@
 mod faults;
 mod health_and_reflection;
 mod helpers;
+mod sessions;
