@@ -58,12 +58,24 @@ impl GatewayError {
     }
 }
 
+/// An error and its sources on one line (`transport error: …: …`).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl From<GatewayError> for Status {
     fn from(error: GatewayError) -> Self {
         let (code, reason) = error.parts();
         match &error {
             GatewayError::Unavailable { upstream, source } => {
-                tracing::warn!(upstream, error = %source, reason, "upstream call failed");
+                tracing::warn!(upstream, error = %chain(source), reason, "upstream call failed");
             }
             other => tracing::info!(reason, error = %other, "request refused"),
         }

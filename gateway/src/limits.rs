@@ -90,8 +90,15 @@ where
         self.inner.is_end_stream()
     }
 
+    /// Never exact: tonic-web's text mode decodes base64 but passes the size hint through, and
+    /// an exact hint becomes the upstream h2 `content-length`; a decoded body shorter than that
+    /// is a PROTOCOL_ERROR upstream. An upper bound is all we state.
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let mut hint = SizeHint::new();
+        if let Some(upper) = self.inner.size_hint().upper() {
+            hint.set_upper(upper);
+        }
+        hint
     }
 }
 

@@ -60,7 +60,7 @@ impl Gateway {
                 req.extensions_mut().insert(EarlyRefusal::BodyTooLarge);
             }
             match self.grpc.clone().oneshot(req).await {
-                Ok(response) => response,
+                Ok(response) => without_orphan_credentials(response),
                 Err(never) => match never {},
             }
         } else if permit.is_none() {
@@ -103,6 +103,16 @@ impl Gateway {
             _ => self.web.file(req).await,
         }
     }
+}
+
+/// tower-http states `access-control-allow-credentials` on every preflight; without an
+/// `access-control-allow-origin` it grants nothing, so drop it rather than look like a grant.
+fn without_orphan_credentials(mut response: Response<Body>) -> Response<Body> {
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
+    response
 }
 
 /// gRPC and grpc-web requests by content type, plus every OPTIONS (CORS preflights).

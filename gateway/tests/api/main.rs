@@ -1,0 +1,13 @@
+//! Gateway integration tests: real gateway on 127.0.0.1:0, a recording tonic upstream, a real
+//! Better Auth (testkit) for the `/api/auth` proxy, hand-written grpc-web requests.
+
+#![allow(clippy::unwrap_used)]
+
+mod auth_proxy;
+mod dashboard;
+mod grpc_web;
+mod headers;
+mod limits;
+mod origin;
+
+pub mod helpers;
