@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use proto::todo::v1::todo_service_server::TodoServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tower_layer::Layer as _;
 
@@ -101,7 +101,10 @@ impl App {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(todos)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await
             .context("serving gRPC")?;
         tracing::info!("todo-service stopped");

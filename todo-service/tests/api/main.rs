@@ -1,0 +1,14 @@
+//! Integration tests of the todo-service: real servers on 127.0.0.1:0 (todo-service,
+//! auth-service, Better Auth), real clients, one fresh database per test. Every test runs on
+//! SQLite and on PostgreSQL (`<test>::on_sqlite`, `<test>::on_postgres`).
+
+mod helpers;
+
+mod crud;
+mod idempotency;
+mod isolation;
+mod outage;
+mod pagination;
+mod service_surface;
+mod session;
+mod validation;
