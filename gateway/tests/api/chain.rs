@@ -1,0 +1,123 @@
+//! The real chain behind the gateway: Better Auth (testkit) ← real auth-service ← gateway. The
+//! browser's cookie from a real sign-in decides the dashboard and ValidateSession over grpc-web.
+
+use proto::auth::v1::{ValidateSessionRequest, ValidateSessionResponse};
+use reqwest::StatusCode;
+use testkit::better_auth::{BetterAuth, BetterAuthOptions};
+use tokio::sync::oneshot;
+use tonic::Code;
+
+use crate::helpers::{Framing, GatewayOptions, TestGateway, spawn_gateway_with};
+
+struct Chain {
+    gateway: TestGateway,
+    better_auth: BetterAuth,
+    _auth_service: oneshot::Sender<()>,
+}
+
+async fn chain() -> Chain {
+    let port = testkit::free_port();
+    let better_auth = BetterAuth::start(BetterAuthOptions {
+        trusted_origins: vec![format!("http://127.0.0.1:{port}")],
+        ..BetterAuthOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut config = auth_service::config::Config::new(better_auth.url().parse().unwrap());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let auth_service = auth_service::startup::App::build(config).await.unwrap();
+    let auth_url = format!("http://{}", auth_service.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(auth_service.run_until(async {
+        let _ = rx.await;
+    }));
+    let gateway = spawn_gateway_with(GatewayOptions {
+        port,
+        better_auth_url: better_auth.url().to_owned(),
+        auth_service_url: Some(auth_url),
+        ..GatewayOptions::default()
+    })
+    .await;
+    Chain {
+        gateway,
+        better_auth,
+        _auth_service: tx,
+    }
+}
+
+async fn dashboard(gateway: &TestGateway, cookie: &str) -> reqwest::Response {
+    gateway
+        .http
+        .get(format!("{}/dashboard", gateway.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_signed_in_browser_gets_the_dashboard_and_after_sign_out_one_redirect_to_login() {
+    let chain = chain().await;
+    let (gateway, better_auth) = (&chain.gateway, &chain.better_auth);
+    let user = better_auth.sign_up("dashboard").await.unwrap();
+
+    let page = dashboard(gateway, &user.cookie).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("dashboard page"));
+
+    let sign_out = gateway
+        .http
+        .post(format!("{}/api/auth/sign-out", gateway.url))
+        .header("origin", gateway.origin())
+        .header("cookie", &user.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_out.status(), StatusCode::OK);
+
+    let redirect = dashboard(gateway, &user.cookie).await;
+    assert_eq!(redirect.status(), StatusCode::SEE_OTHER);
+    assert_eq!(redirect.headers()["location"], "/login");
+    let login = gateway
+        .http
+        .get(format!("{}/login", gateway.url))
+        .header("cookie", &user.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn validate_session_over_grpc_web_text_uses_the_browser_cookie() {
+    let chain = chain().await;
+    let (gateway, better_auth) = (&chain.gateway, &chain.better_auth);
+    let user = better_auth.sign_up("whoami").await.unwrap();
+    let origin = gateway.origin();
+    let path = "/auth.v1.AuthService/ValidateSession";
+    let request = ValidateSessionRequest {
+        cookie: user.cookie.clone(),
+    };
+    let reply = gateway
+        .grpc_web(
+            path,
+            &request,
+            Framing::Text,
+            &[("cookie", &user.cookie), ("origin", &origin)],
+        )
+        .await;
+    assert_eq!(reply.grpc_status(), Code::Ok, "{reply:?}");
+    let response: ValidateSessionResponse = reply.message();
+    assert_eq!(response.user.unwrap().email, user.email);
+
+    let reply = gateway
+        .grpc_web(
+            path,
+            &ValidateSessionRequest::default(),
+            Framing::Binary,
+            &[("origin", &origin)],
+        )
+        .await;
+    assert_eq!(reply.headers["grpc-status"], "16");
+    assert_eq!(reply.grpc_status(), Code::Unauthenticated);
+}
