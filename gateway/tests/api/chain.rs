@@ -1,7 +1,10 @@
-//! The real chain behind the gateway: Better Auth (testkit) ← real auth-service ← gateway. The
-//! browser's cookie from a real sign-in decides the dashboard and ValidateSession over grpc-web.
+//! The real chain behind the gateway: Better Auth (testkit) ← auth-service ← todo-service (SQLite)
+//! ← gateway. A real sign-in's cookie decides the dashboard, ValidateSession and whose todos.
 
-use proto::auth::v1::{ValidateSessionRequest, ValidateSessionResponse};
+use proto::{
+    auth::v1::{ValidateSessionRequest, ValidateSessionResponse},
+    todo::v1::{CreateTodoRequest, ListTodosRequest, ListTodosResponse, Todo},
+};
 use reqwest::StatusCode;
 use testkit::better_auth::{BetterAuth, BetterAuthOptions};
 use tokio::sync::oneshot;
@@ -12,7 +15,8 @@ use crate::helpers::{Framing, GatewayOptions, TestGateway, spawn_gateway_with};
 struct Chain {
     gateway: TestGateway,
     better_auth: BetterAuth,
-    _auth_service: oneshot::Sender<()>,
+    _services: Vec<oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
 }
 
 async fn chain() -> Chain {
@@ -27,21 +31,43 @@ async fn chain() -> Chain {
     config.listen = "127.0.0.1:0".parse().unwrap();
     let auth_service = auth_service::startup::App::build(config).await.unwrap();
     let auth_url = format!("http://{}", auth_service.local_addr());
-    let (tx, rx) = oneshot::channel::<()>();
+    let (auth_tx, auth_rx) = oneshot::channel::<()>();
     tokio::spawn(auth_service.run_until(async {
-        let _ = rx.await;
+        let _ = auth_rx.await;
     }));
+
+    let data = tempfile::tempdir().unwrap();
+    let todo_config = todo_service::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: todo_service::config::DatabaseUrl::Sqlite(data.path().join("todos.db")),
+        database_pool_size: 4,
+        database_timeout_ms: 3000,
+        auth_service_url: auth_url.parse().unwrap(),
+        auth_timeout_ms: 3000,
+        log_format: telemetry::LogFormat::Pretty,
+    };
+    let todo_service = todo_service::startup::App::build(todo_config)
+        .await
+        .unwrap();
+    let todo_url = format!("http://{}", todo_service.local_addr());
+    let (todo_tx, todo_rx) = oneshot::channel::<()>();
+    tokio::spawn(todo_service.run_until(async {
+        let _ = todo_rx.await;
+    }));
+
     let gateway = spawn_gateway_with(GatewayOptions {
         port,
         better_auth_url: better_auth.url().to_owned(),
         auth_service_url: Some(auth_url),
+        todo_service_url: Some(todo_url),
         ..GatewayOptions::default()
     })
     .await;
     Chain {
         gateway,
         better_auth,
-        _auth_service: tx,
+        _services: vec![auth_tx, todo_tx],
+        _data: data,
     }
 }
 
@@ -120,4 +146,57 @@ async fn validate_session_over_grpc_web_text_uses_the_browser_cookie() {
         .await;
     assert_eq!(reply.headers["grpc-status"], "16");
     assert_eq!(reply.grpc_status(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn todos_through_the_gateway_belong_to_the_cookie_not_to_a_sent_x_user_id() {
+    let chain = chain().await;
+    let (gateway, better_auth) = (&chain.gateway, &chain.better_auth);
+    let alice = better_auth.sign_up("alice").await.unwrap();
+    let bob = better_auth.sign_up("bob").await.unwrap();
+    let origin = gateway.origin();
+
+    let created = gateway
+        .grpc_web(
+            "/todo.v1.TodoService/CreateTodo",
+            &CreateTodoRequest {
+                title: "alice's todo".into(),
+                ..CreateTodoRequest::default()
+            },
+            Framing::Binary,
+            &[
+                ("cookie", &alice.cookie),
+                ("origin", &origin),
+                ("x-user-id", &bob.id),
+            ],
+        )
+        .await;
+    assert_eq!(created.grpc_status(), Code::Ok, "{created:?}");
+    let todo: Todo = created.message();
+    assert_eq!(todo.user_id, alice.id);
+
+    for (user, expected) in [(&alice, 1), (&bob, 0)] {
+        let listed = gateway
+            .grpc_web(
+                "/todo.v1.TodoService/ListTodos",
+                &ListTodosRequest::default(),
+                Framing::Text,
+                &[("cookie", &user.cookie), ("origin", &origin)],
+            )
+            .await;
+        assert_eq!(listed.grpc_status(), Code::Ok, "{listed:?}");
+        let list: ListTodosResponse = listed.message();
+        assert_eq!(list.todos.len(), expected, "{}", user.name);
+    }
+
+    // Without a session the todo-service's UNAUTHENTICATED comes back readable.
+    let anonymous = gateway
+        .grpc_web(
+            "/todo.v1.TodoService/ListTodos",
+            &ListTodosRequest::default(),
+            Framing::Binary,
+            &[("origin", &origin)],
+        )
+        .await;
+    assert_eq!(anonymous.grpc_status(), Code::Unauthenticated);
 }
