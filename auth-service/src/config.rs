@@ -43,6 +43,7 @@ pub struct Config {
     /// milliseconds (> 0). Slower answers give UNAVAILABLE.
     #[arg(
         long = "better-auth-timeout-ms",
+        value_name = "MS",
         env = "BETTER_AUTH_TIMEOUT_MS",
         default_value = "2000",
         value_parser = parse_timeout_ms

@@ -55,13 +55,11 @@ impl App {
         health_reporter
             .set_serving::<AuthServiceServer<AuthApi>>()
             .await;
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1 = reflection()
+            .with_service_name("grpc.reflection.v1.ServerReflection")
             .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1alpha = reflection()
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
             .build_v1alpha()?;
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
@@ -79,6 +77,19 @@ impl App {
         tracing::info!("auth-service stopped");
         Ok(())
     }
+}
+
+/// Reflection over what this server serves. `proto::FILE_DESCRIPTOR_SET` also holds `todo.v1`,
+/// so the advertised services are named explicitly (otherwise `grpcurl list` would show
+/// TodoService here).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc.ErrorInfo & co., so clients like grpcurl can decode error details.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("auth.v1.AuthService")
+        .with_service_name("grpc.health.v1.Health")
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM.
