@@ -12,18 +12,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 use prost::Message;
 use proto::auth::v1::{ValidateSessionRequest, auth_service_client::AuthServiceClient};
 use proto::todo::v1::{
     CreateTodoRequest, ListTodosRequest, todo_service_client::TodoServiceClient,
 };
-use tokio::process::Command;
 use tonic::transport::Channel;
 
+use crate::harness::{self, Databases, grpc_web_frame, rss_kib, sign_up, trailer_status};
+use crate::npm;
 use crate::stack::{Stack, free_port, wait_for_port};
-use crate::{npm, run_step};
 
 /// Flags of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -125,24 +124,13 @@ pub(crate) fn run(mut args: Args) -> anyhow::Result<()> {
         args.users = args.users.min(32);
     }
     npm::ensure_installed("better-auth")?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    run_step(std::process::Command::new(&cargo).args([
-        "build",
-        "--release",
-        "-p",
-        "auth-service",
-        "-p",
-        "todo-service",
-        "-p",
-        "gateway",
-    ]))?;
-    let bin_dir = std::env::current_dir()?.join("target/release");
+    let bin_dir = harness::build_release()?;
 
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
         .block_on(async move {
-            let databases = Databases::create(&args.postgres).await?;
+            let databases = Databases::create(&args.postgres, "bench").await?;
             let mut stack = Stack::default();
             let result = async {
                 let (env, pids) = start(&mut stack, &bin_dir, &databases, &args).await?;
@@ -169,51 +157,6 @@ pub(crate) fn run(mut args: Args) -> anyhow::Result<()> {
         })
 }
 
-/// The fresh PostgreSQL databases of one run.
-struct Databases {
-    admin: String,
-    names: [String; 2],
-}
-
-impl Databases {
-    async fn create(server: &str) -> anyhow::Result<Self> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs();
-        let names = [format!("bench_auth_{stamp}"), format!("bench_todo_{stamp}")];
-        let admin = format!("{}/postgres", server.trim_end_matches('/'));
-        let client = connect(&admin)
-            .await
-            .with_context(|| format!("the benchmark needs PostgreSQL at {server}"))?;
-        for name in &names {
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await?;
-        }
-        Ok(Self { admin, names })
-    }
-
-    fn url(&self, index: usize, server: &str) -> String {
-        format!("{}/{}", server.trim_end_matches('/'), self.names[index])
-    }
-
-    async fn drop_all(&self) {
-        if let Ok(client) = connect(&self.admin).await {
-            for name in &self.names {
-                let _ = client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-            }
-        }
-    }
-}
-
-async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
 /// Process ids of the stack, by name, for CPU accounting.
 type Pids = Vec<(String, u32)>;
 
@@ -229,49 +172,39 @@ async fn start(
     let better_auth = format!("http://127.0.0.1:{ba_port}");
     let gateway = format!("http://127.0.0.1:{gw_port}");
 
-    let mut cmd = Command::new("node");
-    cmd.arg("server.mjs")
-        .current_dir("better-auth")
-        .env("PORT", ba_port.to_string())
-        .env("BETTER_AUTH_URL", &better_auth)
-        .env("DATABASE_URL", databases.url(0, &args.postgres))
-        .env("TRUSTED_ORIGINS", &gateway);
-    stack.spawn("better-auth", cmd)?;
+    stack.spawn(
+        "better-auth",
+        harness::better_auth_command(
+            ba_port,
+            &better_auth,
+            &databases.url(0, &args.postgres),
+            &gateway,
+        ),
+    )?;
     wait_for_port("Better Auth", ([127, 0, 0, 1], ba_port).into(), ready).await?;
 
-    let mut cmd = Command::new(bin_dir.join("auth-service"));
-    cmd.env("AUTH_LISTEN", format!("127.0.0.1:{auth_port}"))
-        .env("BETTER_AUTH_URL", &better_auth)
-        .env("RUST_LOG", "warn");
+    let mut cmd = harness::auth_command(bin_dir, auth_port, &better_auth);
     if args.no_coalesce {
         cmd.arg("--coalesce=false");
     }
     stack.spawn("auth", cmd)?;
     wait_for_port("auth-service", ([127, 0, 0, 1], auth_port).into(), ready).await?;
 
-    let mut cmd = Command::new(bin_dir.join("todo-service"));
-    cmd.env("TODO_LISTEN", format!("127.0.0.1:{todo_port}"))
-        .env("DATABASE_URL", databases.url(1, &args.postgres))
-        .env("AUTH_SERVICE_URL", format!("http://127.0.0.1:{auth_port}"))
-        .env("RUST_LOG", "warn");
-    stack.spawn("todo", cmd)?;
+    let todo_db = databases.url(1, &args.postgres);
+    stack.spawn(
+        "todo",
+        harness::todo_command(bin_dir, todo_port, &todo_db, auth_port),
+    )?;
     wait_for_port("todo-service", ([127, 0, 0, 1], todo_port).into(), ready).await?;
 
-    let mut cmd = Command::new(bin_dir.join("gateway"));
-    cmd.env("GATEWAY_LISTEN", format!("127.0.0.1:{gw_port}"))
-        .env("AUTH_SERVICE_URL", format!("http://127.0.0.1:{auth_port}"))
-        .env("TODO_SERVICE_URL", format!("http://127.0.0.1:{todo_port}"))
-        .env("BETTER_AUTH_URL", &better_auth)
-        .env("RUST_LOG", "warn");
-    stack.spawn("gateway", cmd)?;
+    stack.spawn(
+        "gateway",
+        harness::gateway_command(bin_dir, gw_port, auth_port, todo_port, &better_auth),
+    )?;
     wait_for_port("gateway", ([127, 0, 0, 1], gw_port).into(), ready).await?;
 
     let pids = stack.pids();
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .pool_idle_timeout(Duration::from_secs(4))
-        .tcp_nodelay(true)
-        .build()?;
+    let http = harness::http_client()?;
     let auth = Channel::from_shared(format!("http://127.0.0.1:{auth_port}"))?
         .connect()
         .await?;
@@ -305,31 +238,6 @@ async fn start(
         }
     }
     Ok((env, pids))
-}
-
-async fn sign_up(http: &reqwest::Client, better_auth: &str, i: usize) -> anyhow::Result<String> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos();
-    let body = format!(
-        r#"{{"name":"Bench {i}","email":"bench-{i}-{stamp}@example.com","password":"bench-password-{i}"}}"#
-    );
-    let response = http
-        .post(format!("{better_auth}/api/auth/sign-up/email"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await?;
-    let status = response.status();
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("better-auth.session_token="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned);
-    cookie.with_context(|| format!("sign-up answered {status} without a session cookie"))
 }
 
 async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> {
@@ -591,50 +499,6 @@ impl Caller {
             other => Err(format!("HTTP {http_status}, grpc-status {other:?}")),
         }
     }
-}
-
-fn grpc_web_frame(message: &impl Message) -> Bytes {
-    let len = message.encoded_len();
-    let mut buf = BytesMut::with_capacity(5 + len);
-    buf.put_u8(0);
-    buf.put_u32(len as u32);
-    // Encoding into a buffer with enough capacity cannot fail.
-    let _ = message.encode(&mut buf);
-    buf.freeze()
-}
-
-/// The `grpc-status` in a grpc-web trailer frame (flag 0x80), if any.
-fn trailer_status(body: &[u8]) -> Option<String> {
-    let mut rest = body;
-    while rest.len() >= 5 {
-        let flag = rest[0];
-        let len = (&rest[1..5]).get_u32() as usize;
-        let frame = rest.get(5..5 + len)?;
-        if flag & 0x80 != 0 {
-            let text = String::from_utf8_lossy(frame);
-            return text
-                .lines()
-                .find_map(|l| l.strip_prefix("grpc-status:").map(|v| v.trim().to_owned()));
-        }
-        rest = &rest[5 + len..];
-    }
-    None
-}
-
-/// Resident memory of each process, in KiB (`VmRSS`).
-fn rss_kib(pids: &Pids) -> Vec<(String, u64)> {
-    pids.iter()
-        .map(|(name, pid)| {
-            let kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|status| {
-                    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-                    line.split_whitespace().nth(1)?.parse().ok()
-                })
-                .unwrap_or(0);
-            (name.clone(), kib)
-        })
-        .collect()
 }
 
 /// utime + stime of each process, in clock ticks.

@@ -2,11 +2,15 @@
 //!
 //! Layout: `test` runs every check CI runs, `dev` runs the whole stack on the defaults,
 //! `stack` starts and stops the processes (shared by `dev` and the harnesses), `npm` installs
-//! the Node packages a step needs.
+//! the Node packages a step needs; `bench` and `chaos` measure the stack (their shared pieces in
+//! `harness`, the fault-injecting proxy in `fault_proxy`).
 
 mod bench;
+mod chaos;
 mod deploy;
 mod dev;
+mod fault_proxy;
+mod harness;
 mod npm;
 mod stack;
 mod test;
@@ -29,6 +33,9 @@ enum Command {
     Dev(dev::Args),
     /// Benchmark the chain side by side on one Better Auth (release builds, PostgreSQL).
     Bench(bench::Args),
+    /// Fault scenarios on the real stack (Better Auth, auth-service and PostgreSQL killed or
+    /// restarted, a slow or failing Better Auth, SIGTERM under load); fails if any check fails.
+    Chaos(chaos::Args),
     /// Run every check: rustfmt, clippy -D warnings, the web build, all Rust tests (SQLite and
     /// PostgreSQL) and the browser end-to-end test.
     Test(test::Args),
@@ -39,6 +46,7 @@ fn main() -> anyhow::Result<()> {
     std::env::set_current_dir(workspace_root())?;
     match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Chaos(args) => chaos::run(args),
         Command::Dev(args) => dev::run(args),
         Command::Test(args) => test::run(args),
     }
