@@ -26,6 +26,18 @@ pub enum GatewayError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The request body could not be read as gRPC (e.g. invalid base64 in grpc-web text mode).
+    #[error("malformed request body")]
+    MalformedRequest,
+    /// The upstream refused the call at the HTTP level, without a gRPC status (e.g. `431` for a
+    /// header list larger than it accepts).
+    #[error("{upstream} refused the request (HTTP {http_status})")]
+    UpstreamRefused {
+        /// Which upstream.
+        upstream: &'static str,
+        /// The HTTP status it answered.
+        http_status: u16,
+    },
     /// The gateway is at its concurrency limit.
     #[error("gateway overloaded, try again")]
     Overloaded,
@@ -51,6 +63,18 @@ impl GatewayError {
             Self::OriginNotAllowed => (Code::PermissionDenied, "ORIGIN_NOT_ALLOWED"),
             Self::UnknownMethod { .. } => (Code::Unimplemented, "UNKNOWN_METHOD"),
             Self::BodyTooLarge { .. } => (Code::ResourceExhausted, "REQUEST_TOO_LARGE"),
+            Self::MalformedRequest => (Code::Internal, "MALFORMED_REQUEST"),
+            // The mapping gRPC clients apply to an HTTP status without `grpc-status`
+            // (grpc/doc/http-grpc-status-mapping.md), with "too large" made explicit.
+            Self::UpstreamRefused { http_status, .. } => match http_status {
+                413 | 431 => (Code::ResourceExhausted, "UPSTREAM_REFUSED"),
+                400 => (Code::Internal, "UPSTREAM_REFUSED"),
+                401 => (Code::Unauthenticated, "UPSTREAM_REFUSED"),
+                403 => (Code::PermissionDenied, "UPSTREAM_REFUSED"),
+                404 => (Code::Unimplemented, "UPSTREAM_REFUSED"),
+                429 | 502 | 503 | 504 => (Code::Unavailable, "UPSTREAM_REFUSED"),
+                _ => (Code::Unknown, "UPSTREAM_REFUSED"),
+            },
             Self::Overloaded => (Code::Unavailable, "GATEWAY_OVERLOADED"),
             Self::Timeout { .. } => (Code::DeadlineExceeded, "UPSTREAM_TIMEOUT"),
             Self::Unavailable { .. } => (Code::Unavailable, "UPSTREAM_UNAVAILABLE"),
@@ -76,6 +100,9 @@ impl From<GatewayError> for Status {
         match &error {
             GatewayError::Unavailable { upstream, source } => {
                 tracing::warn!(upstream, error = %chain(source), reason, "upstream call failed");
+            }
+            GatewayError::UpstreamRefused { .. } => {
+                tracing::warn!(reason, error = %error, "upstream refused the call over HTTP");
             }
             other => tracing::info!(reason, error = %other, "request refused"),
         }

@@ -14,7 +14,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, V
 use tonic::{Status, body::Body, service::Routes, transport::Channel};
 use tower::{Service, ServiceExt};
 
-use crate::{error::GatewayError, limits::BodyCap, origin::OriginPolicy};
+use crate::{
+    error::GatewayError, limits::BodyCap, origin::OriginPolicy, request_body::ForwardedBody,
+};
 
 /// Request headers forwarded upstream. `cookie` is handled apart (h2 may split it). The
 /// `grpc-encoding` pair is what gRPC strictly needs to decode a compressed message.
@@ -34,6 +36,18 @@ const LOCAL_PREFIXES: [&str; 3] = [
     "/grpc.reflection.v1.ServerReflection/",
     "/grpc.reflection.v1alpha.ServerReflection/",
 ];
+
+/// Services forwarded upstream, by path prefix.
+const TODO_PREFIX: &str = "/todo.v1.TodoService/";
+const AUTH_PREFIX: &str = "/auth.v1.AuthService/";
+
+/// Whether `path` names a service the gateway forwards or answers (whatever the method).
+pub(crate) fn is_grpc_route(path: &str) -> bool {
+    [TODO_PREFIX, AUTH_PREFIX]
+        .iter()
+        .chain(LOCAL_PREFIXES.iter())
+        .any(|prefix| path.starts_with(prefix))
+}
 
 /// A refusal decided before the request reached the router (concurrency, declared body size),
 /// carried in the request's extensions so it is answered as a proper (grpc-web) gRPC error.
@@ -119,9 +133,9 @@ impl Inner {
         }
 
         let path = req.uri().path();
-        let (upstream, channel) = if path.starts_with("/todo.v1.TodoService/") {
+        let (upstream, channel) = if path.starts_with(TODO_PREFIX) {
             ("todo-service", self.upstreams.todo.clone())
-        } else if path.starts_with("/auth.v1.AuthService/") {
+        } else if path.starts_with(AUTH_PREFIX) {
             ("auth-service", self.upstreams.auth.clone())
         } else if LOCAL_PREFIXES.iter().any(|p| path.starts_with(p)) {
             return match self.local.clone().oneshot(req).await {
@@ -149,7 +163,8 @@ impl Inner {
         req: Request<Body>,
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = req.into_parts();
-        let mut out = Request::new(body);
+        let (body, body_failed) = ForwardedBody::new(body);
+        let mut out = Request::new(Body::new(body));
         *out.method_mut() = Method::POST;
         // The Channel fills in scheme and authority; h2 is what it speaks whatever came in.
         *out.uri_mut() = parts
@@ -162,10 +177,29 @@ impl Inner {
 
         match tokio::time::timeout(self.timeout, channel.oneshot(out)).await {
             Err(_elapsed) => Err(GatewayError::Timeout { upstream }),
+            // The stream to the upstream broke because the client's body could not be read:
+            // the client's fault, not an outage (UNAVAILABLE would invite retries).
+            Ok(Err(_)) if body_failed.is_set() => Err(GatewayError::MalformedRequest),
             Ok(Err(source)) => Err(GatewayError::Unavailable { upstream, source }),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => refused_over_http(upstream, response),
         }
     }
+}
+
+/// A response without `grpc-status` and with an HTTP status other than 200 is the upstream's
+/// HTTP layer refusing the call (e.g. `431` for too large a header list): browsers could not
+/// read it as a grpc-web error, so it becomes a gRPC status.
+fn refused_over_http(
+    upstream: &'static str,
+    response: Response<Body>,
+) -> Result<Response<Body>, GatewayError> {
+    if response.status() == http::StatusCode::OK || response.headers().contains_key("grpc-status") {
+        return Ok(response);
+    }
+    Err(GatewayError::UpstreamRefused {
+        upstream,
+        http_status: response.status().as_u16(),
+    })
 }
 
 /// Copies the allowlisted headers; every `cookie` header (h2 splits them) becomes one `cookie`.

@@ -8,7 +8,8 @@
 //! - `origin`: the CSRF rule for cookie-carrying calls and the CORS layer.
 //! - `web`: `/login`, `/dashboard` (one session check) and the built dashboard's files.
 //! - `auth_proxy`: `/api/auth/*` reverse proxy to Better Auth.
-//! - `limits`: the request body cap. `error`: the gateway's own errors as gRPC statuses.
+//! - `limits`: the request body cap. `request_body`: what of a request body goes upstream.
+//! - `error`: the gateway's own errors as gRPC statuses.
 
 pub mod config;
 pub mod error;
@@ -18,6 +19,7 @@ mod auth_proxy;
 mod grpc;
 mod limits;
 mod origin;
+mod request_body;
 mod service;
 mod web;
 

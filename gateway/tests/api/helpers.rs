@@ -215,6 +215,7 @@ pub struct GatewayOptions {
     /// Leave the web dir empty, as if the dashboard was never built.
     pub dashboard_missing: bool,
     pub request_timeout_ms: u64,
+    pub max_header_bytes: usize,
 }
 
 impl Default for GatewayOptions {
@@ -229,6 +230,7 @@ impl Default for GatewayOptions {
             port: 0,
             dashboard_missing: false,
             request_timeout_ms: 5_000,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -269,7 +271,7 @@ pub async fn spawn_gateway_with(options: GatewayOptions) -> TestGateway {
         trust_forwarded_proto: false,
         web_dir: web_dir.path().to_path_buf(),
         max_body_bytes: options.max_body_bytes,
-        max_header_bytes: 16 * 1024,
+        max_header_bytes: options.max_header_bytes,
         request_timeout_ms: options.request_timeout_ms,
         max_concurrent_requests: 256,
         log_format: telemetry::LogFormat::Pretty,
@@ -513,4 +515,47 @@ fn percent_decode(value: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How long any single bad-input exchange may take before the test calls it a hang.
+pub const BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Awaits `future`, failing the test if it takes longer than [`BOUND`].
+pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {BOUND:?}"))
+}
+
+/// Writes `request` on a fresh TCP connection and reads until the server closes it (send
+/// `connection: close`). Returns the raw response, lossily decoded.
+pub async fn raw_http1(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    within("raw HTTP/1.1 exchange", async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // The server may answer and close before reading everything (e.g. 431).
+        let _ = stream.write_all(request).await;
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response).into_owned()
+    })
+    .await
+}
+
+impl TestGateway {
+    /// A valid grpc-web ListTodos still succeeds: the gateway kept serving.
+    pub async fn assert_still_serves(&self) {
+        let reply = within(
+            "follow-up ListTodos",
+            self.grpc_web(
+                "/todo.v1.TodoService/ListTodos",
+                &ListTodosRequest::default(),
+                Framing::Binary,
+                &[],
+            ),
+        )
+        .await;
+        assert_eq!(reply.grpc_status(), tonic::Code::Ok, "{reply:?}");
+        assert_eq!(reply.messages.len(), 1);
+    }
 }

@@ -9,6 +9,7 @@ mod dashboard;
 mod grpc_web;
 mod headers;
 mod limits;
+mod malformed_frames;
 mod origin;
 
 pub mod helpers;
