@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, Url, header};
 use serde::Deserialize;
+use telemetry::trace::{TRACEPARENT, TraceParent};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::time::Instant;
 
-use crate::{cookie::SessionCookie, error::Error};
+use crate::{cookie::SessionCookie, error::Error, metrics::AuthMetrics};
 
 /// The most of a get-session body this service reads; a real answer is well under 2 KiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -62,6 +63,7 @@ pub struct BetterAuthClient {
     base_url: String,
     get_session_url: Url,
     timeout: Duration,
+    metrics: AuthMetrics,
 }
 
 impl BetterAuthClient {
@@ -95,16 +97,31 @@ impl BetterAuthClient {
             base_url: base.to_owned(),
             get_session_url,
             timeout,
+            metrics: AuthMetrics::default(),
         })
     }
 
-    /// Asks Better Auth whether `cookie` is a live session.
+    /// Records each lookup's latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: AuthMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Asks Better Auth whether `cookie` is a live session. `trace` (the calling request's
+    /// trace context) is sent as the `traceparent` header.
     ///
     /// The timeout is one deadline for everything, including the retry: when it passes, the
     /// in-flight request is dropped and the answer is UNAVAILABLE.
-    pub async fn session(&self, cookie: &SessionCookie) -> Result<ValidSession, Error> {
-        let deadline = Instant::now() + self.timeout;
-        match tokio::time::timeout_at(deadline, self.lookup(cookie)).await {
+    pub async fn session(
+        &self,
+        cookie: &SessionCookie,
+        trace: Option<TraceParent>,
+    ) -> Result<ValidSession, Error> {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let result = tokio::time::timeout_at(deadline, self.lookup(cookie, trace)).await;
+        self.metrics.better_auth_call(started.elapsed());
+        match result {
             Ok(result) => result,
             Err(_elapsed) => Err(Error::ProviderUnavailable(format!(
                 "Better Auth at {} did not answer within {} ms (BETTER_AUTH_TIMEOUT_MS); \
@@ -115,28 +132,41 @@ impl BetterAuthClient {
         }
     }
 
-    async fn lookup(&self, cookie: &SessionCookie) -> Result<ValidSession, Error> {
-        let response = match self.send(cookie).await {
+    async fn lookup(
+        &self,
+        cookie: &SessionCookie,
+        trace: Option<TraceParent>,
+    ) -> Result<ValidSession, Error> {
+        let response = match self.send(cookie, trace).await {
             Ok(response) => response,
             // No HTTP answer at all (connect error, or a pooled keep-alive connection that Node
             // closed as the request went out): Better Auth never saw or never answered the
             // request, so one more attempt on a fresh connection is safe.
             Err(first) if is_retryable(&first) => {
                 tracing::debug!(error = %describe(&first), "retrying get-session once");
-                self.send(cookie).await.map_err(|e| self.unreachable(&e))?
+                self.send(cookie, trace)
+                    .await
+                    .map_err(|e| self.unreachable(&e))?
             }
             Err(e) => return Err(self.unreachable(&e)),
         };
         self.interpret(response).await
     }
 
-    async fn send(&self, cookie: &SessionCookie) -> reqwest::Result<reqwest::Response> {
-        self.http
+    async fn send(
+        &self,
+        cookie: &SessionCookie,
+        trace: Option<TraceParent>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .http
             .get(self.get_session_url.clone())
             .header(header::COOKIE, cookie.header_value().clone())
-            .header(header::ACCEPT, "application/json")
-            .send()
-            .await
+            .header(header::ACCEPT, "application/json");
+        if let Some(trace) = trace {
+            request = request.header(TRACEPARENT, trace.header_value());
+        }
+        request.send().await
     }
 
     fn unreachable(&self, error: &reqwest::Error) -> Error {

@@ -53,10 +53,17 @@ pub struct Config {
     /// Log format: `pretty` for a terminal, `json` for collectors (`RUST_LOG` sets the filter).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain HTTP, separate from
+    /// the gRPC port; port 0 picks a free port).
+    #[arg(long, env = "METRICS_LISTEN", default_value = "127.0.0.1:9051")]
+    pub metrics_listen: SocketAddr,
 }
 
 impl Config {
-    /// The defaults, with the given Better Auth URL; convenient for tests and tools.
+    /// The defaults, with the given Better Auth URL; convenient for tests and tools. One
+    /// exception: metrics listen on a free port (127.0.0.1:0), so several in-process apps
+    /// never fight over the fixed default.
     pub fn new(better_auth_url: Url) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
@@ -64,6 +71,7 @@ impl Config {
             better_auth_cookie_prefix: "better-auth".to_owned(),
             better_auth_timeout: Duration::from_millis(2000),
             log_format: LogFormat::Pretty,
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 
@@ -148,6 +156,7 @@ mod tests {
         assert_eq!(config.better_auth_url.as_str(), "http://127.0.0.1:3000/");
         assert_eq!(config.better_auth_cookie_prefix, "better-auth");
         assert_eq!(config.better_auth_timeout, Duration::from_millis(2000));
+        assert_eq!(config.metrics_listen.to_string(), "127.0.0.1:9051");
         assert!(config.validate().is_ok());
     }
 

@@ -2,17 +2,20 @@
 //! browser's cookie is a live session. It never looks inside a token.
 //!
 //! Layout:
-//! - [`config`]: flags and env (`AUTH_LISTEN`, `BETTER_AUTH_*`, `LOG_FORMAT`), validated once;
+//! - [`config`]: flags and env (`AUTH_LISTEN`, `BETTER_AUTH_*`, `LOG_FORMAT`, `METRICS_LISTEN`), validated once;
 //! - [`startup`]: `App::build` (bind, build the client) and `App::run_until` (serve, shut down);
 //! - [`service`]: the tonic handler, the only place proto types appear;
 //! - [`cookie`]: `SessionCookieFilter`, which keeps only Better Auth's cookies;
 //! - [`better_auth`]: the pooled HTTP client for `GET /api/auth/get-session`;
+//! - [`metrics`]: ValidateSession outcomes, Better Auth latency, coalesced lookups (scraped at
+//!   `METRICS_LISTEN` with the RPC metrics);
 //! - [`error`]: the error enum and its one mapping to `tonic::Status`.
 
 pub mod better_auth;
 pub mod config;
 pub mod cookie;
 pub mod error;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 

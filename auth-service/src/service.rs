@@ -7,6 +7,7 @@ use proto::auth::v1::{
     Session as ProtoSession, User as ProtoUser, ValidateSessionRequest, ValidateSessionResponse,
     auth_service_server::AuthService,
 };
+use telemetry::trace::TraceParent;
 use time::OffsetDateTime;
 use tonic::{
     Request, Response, Status,
@@ -17,6 +18,7 @@ use crate::{
     better_auth::{BetterAuthClient, ValidSession},
     cookie::{CookieError, SessionCookieFilter, join_cookie_fields},
     error::Error,
+    metrics::AuthMetrics,
 };
 
 /// The `AuthService` implementation. Holds only shared, immutable state: a request takes no lock.
@@ -24,6 +26,7 @@ use crate::{
 pub struct AuthApi {
     filter: SessionCookieFilter,
     better_auth: BetterAuthClient,
+    metrics: AuthMetrics,
 }
 
 impl AuthApi {
@@ -32,7 +35,14 @@ impl AuthApi {
         Self {
             filter,
             better_auth,
+            metrics: AuthMetrics::default(),
         }
+    }
+
+    /// Counts every answer's outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: AuthMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     async fn validate(
@@ -46,7 +56,10 @@ impl AuthApi {
             self.filter.filter(from_field)?
         };
         let cookie = cookie.ok_or(Error::SessionMissing)?;
-        self.better_auth.session(&cookie).await
+        // Set by `TraceContextLayer` for every request; forwarded so Better Auth's logs join
+        // the same trace.
+        let trace = request.extensions().get::<TraceParent>().copied();
+        self.better_auth.session(&cookie, trace).await
     }
 }
 
@@ -93,6 +106,10 @@ impl AuthService for AuthApi {
         let started = Instant::now();
         let result = self.validate(&request).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.metrics.validate_outcome(match &result {
+            Ok(_) => "ok",
+            Err(error) => error.reason(),
+        });
 
         match result {
             Ok(ValidSession {

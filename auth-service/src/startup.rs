@@ -1,16 +1,21 @@
 //! Building and running the auth-service: `App::build` validates the config, binds the listener
 //! and builds the Better Auth client; `run_until` serves gRPC (AuthService, health, reflection
-//! v1 + v1alpha) until the shutdown future completes.
+//! v1 + v1alpha) until the shutdown future completes, and `/metrics` on `METRICS_LISTEN`.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use proto::auth::v1::auth_service_server::AuthServiceServer;
+use telemetry::{
+    metrics::{KnownMethods, MetricsServer, Registry, RpcMetricsLayer},
+    trace::TraceContextLayer,
+};
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
 
 use crate::{
-    better_auth::BetterAuthClient, config::Config, cookie::SessionCookieFilter, service::AuthApi,
+    better_auth::BetterAuthClient, config::Config, cookie::SessionCookieFilter,
+    metrics::AuthMetrics, service::AuthApi,
 };
 
 /// A bound, ready-to-serve auth-service.
@@ -18,6 +23,10 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     api: AuthApi,
+    rpc_metrics: RpcMetricsLayer,
+    metrics: AuthMetrics,
+    registry: Registry,
+    metrics_server: MetricsServer,
 }
 
 impl App {
@@ -27,26 +36,51 @@ impl App {
         config
             .validate()
             .map_err(|problem| anyhow::anyhow!("invalid configuration: {problem}"))?;
+        // One registry per App: several apps in one process keep their numbers apart.
+        let mut registry = Registry::default();
+        let rpc_metrics = RpcMetricsLayer::new(
+            &mut registry,
+            KnownMethods::with_standard_services(&[proto::FILE_DESCRIPTOR_SET])?,
+        );
+        let metrics = AuthMetrics::register(&mut registry);
         let better_auth =
-            BetterAuthClient::new(&config.better_auth_url, config.better_auth_timeout)?;
+            BetterAuthClient::new(&config.better_auth_url, config.better_auth_timeout)?
+                .with_metrics(metrics.clone());
         let api = AuthApi::new(
             SessionCookieFilter::new(&config.better_auth_cookie_prefix),
             better_auth,
-        );
+        )
+        .with_metrics(metrics.clone());
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (AUTH_LISTEN)", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_server = MetricsServer::bind(config.metrics_listen).await?;
         Ok(App {
             listener,
             local_addr,
             api,
+            rpc_metrics,
+            metrics,
+            registry,
+            metrics_server,
         })
     }
 
     /// The address the server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the `/metrics` endpoint.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_server.local_addr()
+    }
+
+    /// The service's own metrics (e.g. for request coalescing to call
+    /// [`AuthMetrics::coalesced_hit`]); the same handles the handler records into.
+    pub fn metrics(&self) -> &AuthMetrics {
+        &self.metrics
     }
 
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight calls finish.
@@ -63,7 +97,12 @@ impl App {
             .build_v1alpha()?;
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
+        // Scrapes keep working while in-flight calls drain; the server stops after gRPC.
+        let metrics_task = self.metrics_server.spawn(Arc::new(self.registry));
         Server::builder()
+            // Outermost: every log line of a call, including the RPC metrics', is in its span.
+            .layer(TraceContextLayer::new())
+            .layer(self.rpc_metrics)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -74,6 +113,7 @@ impl App {
             )
             .await
             .context("the gRPC server failed")?;
+        metrics_task.stop().await?;
         tracing::info!("auth-service stopped");
         Ok(())
     }

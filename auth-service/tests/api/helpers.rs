@@ -26,6 +26,7 @@ use tonic_types::StatusExt;
 /// A running auth-service and a client connected to it. Dropping it shuts the server down.
 pub(crate) struct TestApp {
     pub(crate) addr: std::net::SocketAddr,
+    pub(crate) metrics_addr: std::net::SocketAddr,
     pub(crate) client: AuthServiceClient<Channel>,
     pub(crate) channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
@@ -85,6 +86,7 @@ pub(crate) async fn spawn_app_with(
     adjust(&mut config);
     let app = App::build(config).await.expect("the app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -96,6 +98,7 @@ pub(crate) async fn spawn_app_with(
         .expect("the client connects");
     TestApp {
         addr,
+        metrics_addr,
         client: AuthServiceClient::new(channel.clone()),
         channel,
         shutdown: Some(tx),
@@ -175,6 +178,7 @@ impl Behaviour {
 pub(crate) struct Recorded {
     pub(crate) target: String,
     pub(crate) cookie: Option<String>,
+    pub(crate) traceparent: Option<String>,
 }
 
 /// A minimal HTTP/1.1 server on 127.0.0.1:0 (keep-alive, GET only) that records requests.
@@ -304,12 +308,19 @@ fn parse_head(head: &str) -> Recorded {
         .and_then(|line| line.split(' ').nth(1))
         .unwrap_or_default()
         .to_owned();
-    let cookie = lines.find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("cookie")
-            .then(|| value.trim().to_owned())
-    });
-    Recorded { target, cookie }
+    let headers: Vec<&str> = lines.collect();
+    let header = |wanted: &str| {
+        headers.iter().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case(wanted)
+                .then(|| value.trim().to_owned())
+        })
+    };
+    Recorded {
+        target,
+        cookie: header("cookie"),
+        traceparent: header("traceparent"),
+    }
 }
 
 /// A get-session body for a valid session, as Better Auth 1.7 sends it (better-auth.md §4).

@@ -5,4 +5,5 @@
 mod faults;
 mod health_and_reflection;
 mod helpers;
+mod observability;
 mod sessions;

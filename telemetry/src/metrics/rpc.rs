@@ -93,6 +93,18 @@ impl KnownMethods {
         })
     }
 
+    /// The methods in `sets` plus the standard services every server here runs: gRPC health
+    /// and server reflection v1 and v1alpha.
+    pub fn with_standard_services(sets: &[&[u8]]) -> anyhow::Result<Self> {
+        let mut all = vec![
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        all.extend_from_slice(sets);
+        Self::from_descriptor_sets(&all)
+    }
+
     /// Whether `path` is a known method.
     pub fn contains(&self, path: &str) -> bool {
         self.by_path.contains_key(path)
@@ -288,6 +300,14 @@ mod tests {
     fn methods() -> KnownMethods {
         KnownMethods::from_descriptor_sets(&[tonic_health::pb::FILE_DESCRIPTOR_SET])
             .expect("health descriptors decode")
+    }
+
+    #[test]
+    fn the_standard_services_include_health_and_both_reflections() {
+        let methods = KnownMethods::with_standard_services(&[]).expect("decode");
+        assert!(methods.contains("/grpc.health.v1.Health/Check"));
+        assert!(methods.contains("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+        assert!(methods.contains("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
     }
 
     #[test]
