@@ -12,7 +12,7 @@ use tower::{ServiceExt, util::BoxCloneSyncService};
 
 use crate::{
     auth_proxy::AuthProxy,
-    grpc::EarlyRefusal,
+    grpc::{EarlyRefusal, is_grpc_route},
     limits::CappedBody,
     web::{Web, redirect, text},
 };
@@ -90,6 +90,15 @@ impl Gateway {
         let path = req.uri().path();
         if path.starts_with("/api/auth/") {
             return self.auth_proxy.forward(req, peer).await;
+        }
+        // A POST to a gRPC method without a gRPC content type (text/plain, JSON, none): the
+        // method is right, the media type is not (gRPC over HTTP/2 spec: 415).
+        if req.method() == Method::POST && is_grpc_route(path) {
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "gRPC methods take application/grpc, application/grpc-web or \
+                 application/grpc-web-text\n",
+            );
         }
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth_proxy;
+mod bad_requests;
 mod chain;
 mod dashboard;
 mod grpc_web;
