@@ -650,6 +650,7 @@ async fn postgres_restarted(w: &mut World<'_>, r: &mut Report) -> anyhow::Result
     r.name = "PostgreSQL restarted under a CreateTodo load".to_owned();
     let c = w.callers;
     let todo_pid = w.pid("todo")?;
+    let better_auth_pid = w.pid("better-auth")?;
     let load = Load::start(
         w,
         &[
@@ -699,6 +700,48 @@ async fn postgres_restarted(w: &mut World<'_>, r: &mut Report) -> anyhow::Result
     }
     let retried = result.writes.iter().filter(|w| w.attempts > 1).count();
 
+    // Better Auth uses the same PostgreSQL: it must survive the restart too. If it did not, start
+    // it again so the todo-service's own recovery (and the next scenario) can still be judged.
+    let better_auth_alive = process_alive(better_auth_pid);
+    r.check(
+        better_auth_alive,
+        "Better Auth survived the PostgreSQL restart (same process still running)",
+    );
+    if !better_auth_alive {
+        let _ = w
+            .stack
+            .wait_exit("better-auth", Duration::from_secs(1))
+            .await;
+        w.start_better_auth().await?;
+        r.note("Better Auth exited during the PostgreSQL restart; the harness started it again");
+    }
+    let probe = Load::start(
+        w,
+        &[
+            Plan::new(Op::Create, grpc_url(w.ports.todo), 2),
+            Plan::new(Op::WebCreate, w.gateway_url(), 1),
+        ],
+        "s4-probe",
+        3,
+    )?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let probe = probe.finish().await;
+    let probe_acked: Vec<&Write> = probe
+        .writes
+        .iter()
+        .filter(|w| w.todo_id.is_some())
+        .collect();
+    r.check(
+        !probe.writes.is_empty() && probe_acked.len() == probe.writes.len(),
+        format!(
+            "the same todo-service process serves CreateTodo afterwards: {} of {} writes acknowledged{}",
+            probe_acked.len(),
+            probe.writes.len(),
+            outcome_summary(&probe.calls.iter().collect::<Vec<_>>())
+        ),
+    );
+    r.record(&probe);
+
     let stored = stored_todos(&w.databases.url(1, w.postgres), "s4-").await?;
     let mut rows_per_request: HashMap<&str, Vec<&str>> = HashMap::new();
     for (id, request_id) in &stored {
@@ -710,7 +753,7 @@ async fn postgres_restarted(w: &mut World<'_>, r: &mut Report) -> anyhow::Result
         .count();
     let mut found = 0;
     let mut missing = Vec::new();
-    for write in &acked {
+    for write in acked.iter().chain(&probe_acked) {
         match rows_per_request.get(write.request_id.as_str()) {
             Some(ids) if ids.len() == 1 && Some(ids[0]) == write.todo_id.as_deref() => found += 1,
             _ => missing.push(write.request_id.clone()),
@@ -722,15 +765,16 @@ async fn postgres_restarted(w: &mut World<'_>, r: &mut Report) -> anyhow::Result
         .filter(|w| w.todo_id.is_none() && rows_per_request.contains_key(w.request_id.as_str()))
         .count();
     r.data = format!(
-        "acked {}, errored {errored} ({errored_stored} of them stored), retried {retried}, found {found}/{}, duplicates {duplicates}",
+        "acked {} (+{} after), errored {errored} ({errored_stored} of them stored), retried {retried}, found {found}/{}, duplicates {duplicates}",
         acked.len(),
-        acked.len()
+        probe_acked.len(),
+        acked.len() + probe_acked.len()
     );
     r.check(
         !acked.is_empty() && missing.is_empty(),
         format!(
             "every acknowledged todo is in the database with the acknowledged id: {found} of {}{}",
-            acked.len(),
+            acked.len() + probe_acked.len(),
             sample_list(&missing)
         ),
     );
@@ -1367,7 +1411,7 @@ impl Caller {
                 Outcome {
                     code: Some(code),
                     label: code_name(code).to_owned(),
-                    detail: message.unwrap_or_default(),
+                    detail: percent_decode(&message.unwrap_or_default()),
                 },
                 None,
             ),
@@ -1380,6 +1424,30 @@ impl Caller {
             ),
         }
     }
+}
+
+/// Decodes a `grpc-message` value (percent-encoded on the wire).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn with_cookie<T>(mut request: tonic::Request<T>, cookie: &str) -> tonic::Request<T> {
