@@ -6,6 +6,7 @@
 mod auth_proxy;
 mod bad_requests;
 mod chain;
+mod cookies_and_heads;
 mod dashboard;
 mod grpc_web;
 mod headers;
