@@ -7,11 +7,14 @@
 //! - [`service`]: the tonic handler, the only place proto types appear;
 //! - [`cookie`]: `SessionCookieFilter`, which keeps only Better Auth's cookies;
 //! - [`better_auth`]: the pooled HTTP client for `GET /api/auth/get-session`;
+//! - [`coalesce`]: `Coalescer`, which lets concurrent checks of one cookie share a get-session
+//!   call sent after they arrived (never an older answer);
 //! - [`metrics`]: ValidateSession outcomes, Better Auth latency, coalesced lookups (scraped at
 //!   `METRICS_LISTEN` with the RPC metrics);
 //! - [`error`]: the error enum and its one mapping to `tonic::Status`.
 
 pub mod better_auth;
+pub mod coalesce;
 pub mod config;
 pub mod cookie;
 pub mod error;
