@@ -49,6 +49,11 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain HTTP, separate from
+    /// the gRPC port; port 0 picks a free port).
+    #[arg(long, env = "METRICS_LISTEN", default_value = "127.0.0.1:9052")]
+    pub metrics_listen: SocketAddr,
 }
 
 impl Config {
@@ -138,6 +143,10 @@ mod tests {
         assert_eq!(
             default("auth_service_url"),
             Some(vec!["http://127.0.0.1:50051".into()])
+        );
+        assert_eq!(
+            default("metrics_listen"),
+            Some(vec!["127.0.0.1:9052".into()])
         );
     }
 

@@ -8,11 +8,14 @@
 //! - [`domain`]: validated values (`UserId`, `TodoTitle`, `PageToken`, …).
 //! - [`db`]: the connection pool (PostgreSQL or SQLite) and the query functions.
 //! - [`error`]: the one error type and its mapping to gRPC statuses.
+//! - [`metrics`]: session-check outcomes and database pool gauges (scraped at `METRICS_LISTEN`
+//!   with the RPC metrics).
 
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod service;
 pub mod session;
 pub mod startup;

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderValue, header};
 use proto::auth::v1::ValidateSessionRequest;
 use proto::auth::v1::auth_service_client::AuthServiceClient;
+use telemetry::trace::TraceParent;
 use tonic::body::Body;
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -27,6 +28,7 @@ use tower_service::Service;
 
 use crate::domain::{AuthenticatedUser, UserId};
 use crate::error::Error;
+use crate::metrics::TodoMetrics;
 
 /// When the RPC reached the middleware, for the handler's latency log.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +40,7 @@ pub struct RpcStarted(pub Instant);
 pub struct SessionLayer {
     client: AuthServiceClient<Channel>,
     timeout: Duration,
+    metrics: TodoMetrics,
 }
 
 impl SessionLayer {
@@ -47,7 +50,14 @@ impl SessionLayer {
         Self {
             client: AuthServiceClient::new(channel),
             timeout,
+            metrics: TodoMetrics::default(),
         }
+    }
+
+    /// Counts every session check's outcome in `metrics`.
+    pub fn with_metrics(mut self, metrics: TodoMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -59,6 +69,7 @@ impl<S> Layer<S> for SessionLayer {
             inner,
             client: self.client.clone(),
             timeout: self.timeout,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -69,6 +80,7 @@ pub struct Session<S> {
     inner: S,
     client: AuthServiceClient<Channel>,
     timeout: Duration,
+    metrics: TodoMetrics,
 }
 
 impl<S: NamedService> NamedService for Session<S> {
@@ -97,11 +109,16 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let client = self.client.clone();
         let default_timeout = self.timeout;
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let started = Instant::now();
             let cookie = cookie_header(request.headers());
             let caller_deadline = grpc_timeout(request.headers());
-            match validate(client, cookie, default_timeout, caller_deadline).await {
+            // Set by `TraceContextLayer`; the auth-service continues the same trace.
+            let trace = request.extensions().get::<TraceParent>().copied();
+            let result = validate(client, cookie, default_timeout, caller_deadline, trace).await;
+            metrics.session_check(result.as_ref().map(|_| ()));
+            match result {
                 Ok((user, set_cookies)) => {
                     request.extensions_mut().insert(user);
                     request.extensions_mut().insert(RpcStarted(started));
@@ -159,11 +176,15 @@ async fn validate(
     cookie: String,
     default_timeout: Duration,
     caller_deadline: Option<Duration>,
+    trace: Option<TraceParent>,
 ) -> Result<(AuthenticatedUser, Vec<String>), Status> {
     let caller_is_tighter = caller_deadline.is_some_and(|d| d < default_timeout);
     let timeout = caller_deadline.map_or(default_timeout, |d| d.min(default_timeout));
     let mut call = tonic::Request::new(ValidateSessionRequest { cookie });
     call.set_timeout(timeout);
+    if let Some(value) = trace.and_then(|t| MetadataValue::try_from(t.to_string()).ok()) {
+        call.metadata_mut().insert("traceparent", value);
+    }
     let reply = match tokio::time::timeout(timeout, client.validate_session(call)).await {
         Ok(Ok(reply)) => reply.into_inner(),
         Ok(Err(status)) => return Err(pass_through(status)),

@@ -1,13 +1,16 @@
 //! Wiring: [`App::build`] opens the database (running migrations), prepares the auth-service
 //! channel and binds the listener; [`App::run_until`] serves until the shutdown future resolves,
-//! then finishes in-flight RPCs.
+//! then finishes in-flight RPCs. `/metrics` is served on `METRICS_LISTEN` alongside.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use proto::todo::v1::todo_service_server::TodoServiceServer;
+use telemetry::metrics::{KnownMethods, MetricsServer, Registry, RpcMetricsLayer};
+use telemetry::trace::TraceContextLayer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
@@ -15,6 +18,7 @@ use tower_layer::Layer as _;
 
 use crate::config::Config;
 use crate::db::Pool;
+use crate::metrics::TodoMetrics;
 use crate::service::TodoApi;
 use crate::session::SessionLayer;
 
@@ -28,6 +32,10 @@ pub struct App {
     pool: Pool,
     auth_channel: Channel,
     config: Config,
+    rpc_metrics: RpcMetricsLayer,
+    metrics: TodoMetrics,
+    registry: Registry,
+    metrics_server: MetricsServer,
 }
 
 impl App {
@@ -46,6 +54,14 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        // One registry per App: several apps in one process keep their numbers apart.
+        let mut registry = Registry::default();
+        let rpc_metrics = RpcMetricsLayer::new(
+            &mut registry,
+            KnownMethods::with_standard_services(&[proto::FILE_DESCRIPTOR_SET])?,
+        );
+        let metrics = TodoMetrics::register(&mut registry, pool.clone());
+        let metrics_server = MetricsServer::bind(config.metrics_listen).await?;
         tracing::info!(
             %local_addr,
             database = pool.backend(),
@@ -58,12 +74,21 @@ impl App {
             pool,
             auth_channel,
             config,
+            rpc_metrics,
+            metrics,
+            registry,
+            metrics_server,
         })
     }
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the `/metrics` endpoint.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_server.local_addr()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and waits for in-flight RPCs.
@@ -90,7 +115,9 @@ impl App {
         let api = TodoApi::new(self.pool, self.config.database_timeout());
         let todos = TodoServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES);
         // Only TodoService sits behind the session check: health and reflection stay open.
-        let todos = SessionLayer::new(self.auth_channel, self.config.auth_timeout()).layer(todos);
+        let todos = SessionLayer::new(self.auth_channel, self.config.auth_timeout())
+            .with_metrics(self.metrics)
+            .layer(todos);
 
         let shutdown = async move {
             shutdown.await;
@@ -98,7 +125,12 @@ impl App {
             health.set_not_serving::<TodoServiceServer<TodoApi>>().await;
         };
 
+        // Scrapes keep working while in-flight RPCs drain; the server stops after gRPC.
+        let metrics_task = self.metrics_server.spawn(Arc::new(self.registry));
         Server::builder()
+            // Outermost: every log line of an RPC is in its span (trace_id, method).
+            .layer(TraceContextLayer::new())
+            .layer(self.rpc_metrics)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -109,6 +141,7 @@ impl App {
             )
             .await
             .context("serving gRPC")?;
+        metrics_task.stop().await?;
         tracing::info!("todo-service stopped");
         Ok(())
     }

@@ -12,17 +12,24 @@ use tonic::Code;
 
 use crate::helpers::{Framing, GatewayOptions, TestGateway, spawn_gateway_with};
 
-struct Chain {
-    gateway: TestGateway,
-    better_auth: BetterAuth,
-    _services: Vec<oneshot::Sender<()>>,
+pub(crate) struct Chain {
+    pub(crate) gateway: TestGateway,
+    pub(crate) services: Services,
+}
+
+/// Better Auth (trusting `http://127.0.0.1:{gateway_port}`), the auth-service and the
+/// todo-service (SQLite), running until dropped.
+pub(crate) struct Services {
+    pub(crate) better_auth: BetterAuth,
+    pub(crate) auth_url: String,
+    pub(crate) todo_url: String,
+    _stop: Vec<oneshot::Sender<()>>,
     _data: tempfile::TempDir,
 }
 
-async fn chain() -> Chain {
-    let port = testkit::free_port();
+pub(crate) async fn services(gateway_port: u16) -> Services {
     let better_auth = BetterAuth::start(BetterAuthOptions {
-        trusted_origins: vec![format!("http://127.0.0.1:{port}")],
+        trusted_origins: vec![format!("http://127.0.0.1:{gateway_port}")],
         ..BetterAuthOptions::default()
     })
     .await
@@ -45,6 +52,7 @@ async fn chain() -> Chain {
         auth_service_url: auth_url.parse().unwrap(),
         auth_timeout_ms: 3000,
         log_format: telemetry::LogFormat::Pretty,
+        metrics_listen: "127.0.0.1:0".parse().unwrap(),
     };
     let todo_service = todo_service::startup::App::build(todo_config)
         .await
@@ -54,21 +62,27 @@ async fn chain() -> Chain {
     tokio::spawn(todo_service.run_until(async {
         let _ = todo_rx.await;
     }));
+    Services {
+        better_auth,
+        auth_url,
+        todo_url,
+        _stop: vec![auth_tx, todo_tx],
+        _data: data,
+    }
+}
 
+pub(crate) async fn chain() -> Chain {
+    let port = testkit::free_port();
+    let services = services(port).await;
     let gateway = spawn_gateway_with(GatewayOptions {
         port,
-        better_auth_url: better_auth.url().to_owned(),
-        auth_service_url: Some(auth_url),
-        todo_service_url: Some(todo_url),
+        better_auth_url: services.better_auth.url().to_owned(),
+        auth_service_url: Some(services.auth_url.clone()),
+        todo_service_url: Some(services.todo_url.clone()),
         ..GatewayOptions::default()
     })
     .await;
-    Chain {
-        gateway,
-        better_auth,
-        _services: vec![auth_tx, todo_tx],
-        _data: data,
-    }
+    Chain { gateway, services }
 }
 
 async fn dashboard(gateway: &TestGateway, cookie: &str) -> reqwest::Response {
@@ -84,7 +98,7 @@ async fn dashboard(gateway: &TestGateway, cookie: &str) -> reqwest::Response {
 #[tokio::test]
 async fn a_signed_in_browser_gets_the_dashboard_and_after_sign_out_one_redirect_to_login() {
     let chain = chain().await;
-    let (gateway, better_auth) = (&chain.gateway, &chain.better_auth);
+    let (gateway, better_auth) = (&chain.gateway, &chain.services.better_auth);
     let user = better_auth.sign_up("dashboard").await.unwrap();
 
     let page = dashboard(gateway, &user.cookie).await;
@@ -117,7 +131,7 @@ async fn a_signed_in_browser_gets_the_dashboard_and_after_sign_out_one_redirect_
 #[tokio::test]
 async fn validate_session_over_grpc_web_text_uses_the_browser_cookie() {
     let chain = chain().await;
-    let (gateway, better_auth) = (&chain.gateway, &chain.better_auth);
+    let (gateway, better_auth) = (&chain.gateway, &chain.services.better_auth);
     let user = better_auth.sign_up("whoami").await.unwrap();
     let origin = gateway.origin();
     let path = "/auth.v1.AuthService/ValidateSession";
@@ -151,7 +165,7 @@ async fn validate_session_over_grpc_web_text_uses_the_browser_cookie() {
 #[tokio::test]
 async fn todos_through_the_gateway_belong_to_the_cookie_not_to_a_sent_x_user_id() {
     let chain = chain().await;
-    let (gateway, better_auth) = (&chain.gateway, &chain.better_auth);
+    let (gateway, better_auth) = (&chain.gateway, &chain.services.better_auth);
     let alice = better_auth.sign_up("alice").await.unwrap();
     let bob = better_auth.sign_up("bob").await.unwrap();
     let origin = gateway.origin();

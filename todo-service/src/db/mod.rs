@@ -152,6 +152,20 @@ impl Pool {
         }
     }
 
+    /// The pool's usage now (for the metrics gauges).
+    pub fn status(&self) -> PoolStatus {
+        let status = match self {
+            Self::Postgres(pool) => pool.status(),
+            Self::Sqlite(pool) => pool.status(),
+        };
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
     /// Which backend this pool talks to, for logs.
     pub fn backend(&self) -> &'static str {
         match self {
@@ -159,6 +173,19 @@ impl Pool {
             Self::Sqlite(_) => "sqlite",
         }
     }
+}
+
+/// A snapshot of a [`Pool`]'s usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the pool opens.
+    pub max_size: usize,
+    /// Connections open now, idle or checked out.
+    pub size: usize,
+    /// Open connections not checked out.
+    pub available: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
 }
 
 fn create_parent_folder(path: &Path) -> anyhow::Result<()> {

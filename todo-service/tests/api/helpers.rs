@@ -75,6 +75,7 @@ pub(crate) struct Options {
 /// Dropping it shuts the servers down and drops the database.
 pub(crate) struct TestApp {
     pub(crate) addr: SocketAddr,
+    pub(crate) metrics_addr: SocketAddr,
     pub(crate) backend: Backend,
     pub(crate) better_auth: &'static BetterAuth,
     pub(crate) client: TodoServiceClient<Channel>,
@@ -161,9 +162,11 @@ pub(crate) async fn spawn_app_with(options: Options) -> Option<TestApp> {
         auth_service_url: auth_service_url.parse().expect("uri"),
         auth_timeout_ms: 3000,
         log_format: telemetry::LogFormat::Pretty,
+        metrics_listen: "127.0.0.1:0".parse().expect("address"),
     };
     let app = App::build(config).await.expect("the todo-service builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (tx, rx) = oneshot::channel();
     shutdowns.push(tx);
     let todo_server = tokio::spawn(app.run_until(async {
@@ -178,6 +181,7 @@ pub(crate) async fn spawn_app_with(options: Options) -> Option<TestApp> {
         .expect("the client connects");
     Some(TestApp {
         addr,
+        metrics_addr,
         backend: options.backend,
         better_auth,
         client: TodoServiceClient::new(channel.clone()),

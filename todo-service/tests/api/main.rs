@@ -7,6 +7,7 @@ mod helpers;
 mod crud;
 mod idempotency;
 mod isolation;
+mod observability;
 mod outage;
 mod pagination;
 mod service_surface;
