@@ -61,9 +61,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                      [xtask] gRPC: auth-service {AUTH}, todo-service {TODO}; Better Auth http://{BETTER_AUTH}\n\
                      [xtask] Ctrl-C stops everything"
                 );
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => eprintln!("\n[xtask] Ctrl-C: stopping"),
-                    exited = stack.any_exited() => eprintln!("[xtask] {exited}: stopping the rest"),
+                // A process that exits (or is stopped on purpose, e.g. Better Auth to see the
+                // services fail closed) leaves the others running until Ctrl-C.
+                let ctrl_c = tokio::signal::ctrl_c();
+                tokio::pin!(ctrl_c);
+                loop {
+                    tokio::select! {
+                        _ = &mut ctrl_c => {
+                            eprintln!("\n[xtask] Ctrl-C: stopping");
+                            break;
+                        }
+                        exited = stack.next_exit() => {
+                            eprintln!("[xtask] {exited}; the others keep running (Ctrl-C stops them)");
+                        }
+                    }
                 }
             }
             Err(ref e) => eprintln!("[xtask] {e:#}"),

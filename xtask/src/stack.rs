@@ -50,13 +50,20 @@ impl Stack {
         Ok(())
     }
 
-    /// Resolves when any process exits, naming it and its exit status.
-    pub(crate) async fn any_exited(&mut self) -> String {
+    /// Resolves when a process exits, naming it and its exit status; it is no longer tracked.
+    /// Never resolves when nothing is running.
+    pub(crate) async fn next_exit(&mut self) -> String {
         loop {
-            for (name, child) in &mut self.children {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return format!("{name} exited ({status})");
-                }
+            let exited = self
+                .children
+                .iter_mut()
+                .enumerate()
+                .find_map(|(i, (_, child))| {
+                    child.try_wait().ok().flatten().map(|status| (i, status))
+                });
+            if let Some((i, status)) = exited {
+                let (name, _) = self.children.remove(i);
+                return format!("{name} exited ({status})");
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
