@@ -50,6 +50,8 @@ pub(crate) fn auth_command(bin_dir: &Path, port: u16, better_auth_url: &str) -> 
     let mut cmd = Command::new(bin_dir.join("auth-service"));
     cmd.env("AUTH_LISTEN", format!("127.0.0.1:{port}"))
         .env("BETTER_AUTH_URL", better_auth_url)
+        // Any free port: several services of one kind may run at once (and beside `dev`).
+        .env("METRICS_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     cmd
 }
@@ -65,6 +67,8 @@ pub(crate) fn todo_command(
     cmd.env("TODO_LISTEN", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", database_url)
         .env("AUTH_SERVICE_URL", format!("http://127.0.0.1:{auth_port}"))
+        // Any free port: several services of one kind may run at once (and beside `dev`).
+        .env("METRICS_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     cmd
 }
@@ -82,6 +86,8 @@ pub(crate) fn gateway_command(
         .env("AUTH_SERVICE_URL", format!("http://127.0.0.1:{auth_port}"))
         .env("TODO_SERVICE_URL", format!("http://127.0.0.1:{todo_port}"))
         .env("BETTER_AUTH_URL", better_auth_url)
+        // Any free port: several services of one kind may run at once (and beside `dev`).
+        .env("METRICS_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "warn");
     cmd
 }
