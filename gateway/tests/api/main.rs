@@ -10,8 +10,11 @@ mod cookies_and_heads;
 mod dashboard;
 mod grpc_web;
 mod headers;
+mod identity;
 mod limits;
 mod malformed_frames;
+mod observability;
 mod origin;
+mod preflight;
 
 pub mod helpers;
