@@ -1683,7 +1683,10 @@ fn interesting_log_lines(mark: &HashMap<PathBuf, u64>, log_dir: &Path) -> Vec<St
         let mut picked = 0;
         let mut more = 0;
         for line in text.lines().map(strip_ansi) {
-            if line.contains("WARN") || line.contains("ERROR") || line.contains("panicked") {
+            if ["WARN", "ERROR", "Error:", "panicked", "Unhandled"]
+                .iter()
+                .any(|word| line.contains(word))
+            {
                 if picked < 6 {
                     let short: String = line.chars().take(300).collect();
                     lines.push(format!("[{name}] {short}"));
