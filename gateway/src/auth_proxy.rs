@@ -32,6 +32,35 @@ const NOT_COPIED: [HeaderName; 12] = [
     HeaderName::from_static("forwarded"),
 ];
 
+/// The request path as it may be logged. Better Auth puts secrets in some paths
+/// (`/api/auth/reset-password/<token>`), so below `/api/auth/` only the first segment is kept;
+/// other paths (gRPC methods, pages, assets) carry none.
+pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let Some(rest) = path.strip_prefix("/api/auth/") else {
+        return path.into();
+    };
+    match rest.split_once('/') {
+        Some((first, _)) => format!("/api/auth/{first}/*").into(),
+        None => path.into(),
+    }
+}
+
+/// The request's tracing span (`telemetry::trace::start_request`), which names the request by
+/// its path: it is given the loggable path, then the real one is put back.
+pub(crate) fn start_request_span<B>(req: &mut Request<B>) -> tracing::Span {
+    if !req.uri().path().starts_with("/api/auth/") {
+        return telemetry::trace::start_request(req);
+    }
+    let loggable = loggable_path(req.uri().path()).into_owned();
+    let original = req.uri().clone();
+    if let Ok(uri) = loggable.parse::<http::Uri>() {
+        *req.uri_mut() = uri;
+    }
+    let span = telemetry::trace::start_request(req);
+    *req.uri_mut() = original;
+    span
+}
+
 /// Forwards `/api/auth/*` to Better Auth with one shared reqwest client.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthProxy {
@@ -98,8 +127,12 @@ impl AuthProxy {
         let upstream = match sent {
             Ok(upstream) => upstream,
             Err(error) => {
-                tracing::warn!(path = parts.uri.path(), %error, "Better Auth proxy call failed");
-                return if error.is_timeout() {
+                // reqwest's error text includes the URL with its query, which can carry a
+                // token (verify-email, reset-password): log the error without it.
+                let timed_out = error.is_timeout();
+                let error = error.without_url();
+                tracing::warn!(path = %loggable_path(parts.uri.path()), %error, "Better Auth proxy call failed");
+                return if timed_out {
                     text(
                         StatusCode::GATEWAY_TIMEOUT,
                         "sign-in service did not answer in time\n",
@@ -119,7 +152,8 @@ impl AuthProxy {
         let bytes: Bytes = match upstream.bytes().await {
             Ok(bytes) => bytes,
             Err(error) => {
-                tracing::warn!(path = parts.uri.path(), %error, "Better Auth response cut off");
+                let error = error.without_url();
+                tracing::warn!(path = %loggable_path(parts.uri.path()), %error, "Better Auth response cut off");
                 return text(StatusCode::BAD_GATEWAY, "sign-in service unavailable\n");
             }
         };

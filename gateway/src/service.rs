@@ -11,7 +11,7 @@ use tonic::body::Body;
 use tower::{ServiceExt, util::BoxCloneSyncService};
 
 use crate::{
-    auth_proxy::AuthProxy,
+    auth_proxy::{AuthProxy, loggable_path},
     grpc::{EarlyRefusal, is_grpc_route},
     limits::CappedBody,
     web::{Web, redirect, text},
@@ -38,7 +38,7 @@ impl Gateway {
     ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        let path = loggable_path(req.uri().path()).into_owned();
         let grpc = is_grpc(&req);
         // Held until the response head is ready; refused at once rather than queued, so an
         // overloaded gateway answers fast instead of piling up work.

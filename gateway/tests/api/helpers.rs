@@ -302,7 +302,7 @@ pub fn browser_like_client() -> reqwest::Client {
         .unwrap()
 }
 
-fn write_dashboard(dir: &Path) {
+pub fn write_dashboard(dir: &Path) {
     std::fs::write(
         dir.join("login.html"),
         "<!doctype html><title>login page</title>",
@@ -557,5 +557,42 @@ impl TestGateway {
         .await;
         assert_eq!(reply.grpc_status(), tonic::Code::Ok, "{reply:?}");
         assert_eq!(reply.messages.len(), 1);
+    }
+}
+
+/// A grpc-web client for a gateway that runs elsewhere (e.g. the binary as a child process).
+pub struct TestGatewayClient {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl TestGatewayClient {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            http: browser_like_client(),
+        }
+    }
+
+    /// One grpc-web call, framed like a browser's grpc-web transport.
+    pub async fn call(
+        &self,
+        path: &str,
+        message: &impl Message,
+        framing: Framing,
+        headers: &[(&str, &str)],
+    ) -> GrpcWebReply {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", framing.content_type())
+            .header("x-grpc-web", "1")
+            .header("accept", framing.content_type())
+            .body(framing.encode(&message.encode_to_vec()));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = within(path, request.send()).await.unwrap();
+        GrpcWebReply::read(response, framing).await
     }
 }

@@ -12,6 +12,7 @@ mod grpc_web;
 mod headers;
 mod identity;
 mod limits;
+mod log_scan;
 mod malformed_frames;
 mod observability;
 mod origin;
