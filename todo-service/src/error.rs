@@ -20,6 +20,21 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// The request body is not a valid protobuf message for the method (a string field that is
+    /// not UTF-8, a truncated field, a wrong wire type): fix the client.
+    #[error("malformed request message: {detail}")]
+    Malformed {
+        /// The request field the decoder stopped at, when it knows it.
+        field: Option<String>,
+        /// The decoder's description (field names and what is wrong, never field values).
+        detail: String,
+    },
+    /// The request message is larger than the service accepts.
+    #[error("the request message is larger than {limit} bytes")]
+    TooLarge {
+        /// The largest accepted message, in bytes.
+        limit: usize,
+    },
     /// The request names a user other than the caller.
     #[error("the request names another user")]
     PermissionDenied,
@@ -97,6 +112,27 @@ impl From<Error> for Status {
                 Code::InvalidArgument,
                 format!("invalid {field}: {reason}"),
                 ErrorDetails::with_bad_request_violation(field, reason),
+            ),
+            Error::Malformed { field, detail } => {
+                let mut details =
+                    ErrorDetails::with_error_info("MALFORMED_REQUEST", ERROR_DOMAIN, []);
+                if let Some(field) = field {
+                    details.add_bad_request_violation(field, detail.clone());
+                }
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    format!("malformed request message: {detail}"),
+                    details,
+                )
+            }
+            Error::TooLarge { limit } => Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("the request message is larger than {limit} bytes"),
+                ErrorDetails::with_error_info(
+                    "MESSAGE_TOO_LARGE",
+                    ERROR_DOMAIN,
+                    [("limit_bytes".to_owned(), limit.to_string())],
+                ),
             ),
             Error::PermissionDenied => Status::with_error_details(
                 Code::PermissionDenied,

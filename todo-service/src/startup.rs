@@ -16,6 +16,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tower_layer::Layer as _;
 
+use crate::codec_errors::CodecErrorsLayer;
 use crate::config::Config;
 use crate::db::Pool;
 use crate::metrics::TodoMetrics;
@@ -114,6 +115,7 @@ impl App {
 
         let api = TodoApi::new(self.pool, self.config.database_timeout());
         let todos = TodoServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let todos = CodecErrorsLayer::new(MAX_MESSAGE_BYTES).layer(todos);
         // Only TodoService sits behind the session check: health and reflection stay open.
         let todos = SessionLayer::new(self.auth_channel, self.config.auth_timeout())
             .with_metrics(self.metrics)
