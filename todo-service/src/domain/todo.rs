@@ -17,19 +17,18 @@ impl TodoId {
         Self(Uuid::now_v7())
     }
 
-    /// Parses the canonical hyphenated form sent by clients (`field` names the request field).
+    /// Parses the form the service sends (lowercase, hyphenated; `field` names the request
+    /// field).
     pub fn parse(raw: &str, field: &'static str) -> Result<Self, Invalid> {
         if raw.is_empty() {
             return Err(Invalid::new(field, "must not be empty"));
         }
-        // Only the hyphenated form, so one todo has exactly one spelling on the wire and in SQL.
+        // Only the exact form the service hands out (no uppercase, braces, URN or simple form),
+        // so one todo has exactly one spelling on the wire and in SQL, and clients that compare
+        // ids as strings never see one todo as two.
         match Uuid::try_parse(raw) {
-            Ok(id)
-                if raw.len() == 36 && id.hyphenated().to_string() == raw.to_ascii_lowercase() =>
-            {
-                Ok(Self(id))
-            }
-            _ => Err(Invalid::new(field, "must be a UUID")),
+            Ok(id) if id.hyphenated().to_string() == raw => Ok(Self(id)),
+            _ => Err(Invalid::new(field, "must be a lowercase hyphenated UUID")),
         }
     }
 }
@@ -273,7 +272,9 @@ mod tests {
     fn todo_id_accepts_only_the_hyphenated_form() {
         let id = TodoId::generate();
         assert_eq!(TodoId::parse(&id.to_string(), "id"), Ok(id));
-        assert_eq!(TodoId::parse(&id.to_string().to_uppercase(), "id"), Ok(id));
+        assert!(TodoId::parse(&id.to_string().to_uppercase(), "id").is_err());
+        assert!(TodoId::parse(&format!("{{{id}}}"), "id").is_err());
+        assert!(TodoId::parse(&format!("urn:uuid:{id}"), "id").is_err());
         assert!(TodoId::parse("", "id").is_err());
         assert!(TodoId::parse("nope", "id").is_err());
         assert!(TodoId::parse(&id.to_string().replace('-', ""), "id").is_err());
