@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::Parser;
+use clap::{ArgAction, Parser, builder::BoolishValueParser};
 use reqwest::Url;
 use telemetry::LogFormat;
 
@@ -58,6 +58,23 @@ pub struct Config {
     /// the gRPC port; port 0 picks a free port).
     #[arg(long, env = "METRICS_LISTEN", default_value = "127.0.0.1:9051")]
     pub metrics_listen: SocketAddr,
+
+    /// Strict request coalescing (`true`/`false`): concurrent checks of the same Better Auth
+    /// cookies share one get-session call, but a check only takes the answer of a call sent
+    /// after it arrived (while one is in flight, new arrivals wait for the next), so a session
+    /// revoked before a check began is never accepted by it. `--coalesce=false` gives every
+    /// check its own call.
+    #[arg(
+        long,
+        env = "AUTH_COALESCE",
+        value_name = "BOOL",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub coalesce: bool,
 }
 
 impl Config {
@@ -72,6 +89,7 @@ impl Config {
             better_auth_timeout: Duration::from_millis(2000),
             log_format: LogFormat::Pretty,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            coalesce: true,
         }
     }
 
@@ -157,7 +175,19 @@ mod tests {
         assert_eq!(config.better_auth_cookie_prefix, "better-auth");
         assert_eq!(config.better_auth_timeout, Duration::from_millis(2000));
         assert_eq!(config.metrics_listen.to_string(), "127.0.0.1:9051");
+        assert!(config.coalesce);
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn coalescing_is_on_by_default_and_turned_off_with_coalesce_false() {
+        // `cargo xtask bench --no-coalesce` passes exactly `--coalesce=false`.
+        assert!(!parse(&["--coalesce=false"]).expect("parses").coalesce);
+        assert!(!parse(&["--coalesce", "false"]).expect("parses").coalesce);
+        assert!(parse(&["--coalesce=true"]).expect("parses").coalesce);
+        assert!(parse(&["--coalesce"]).expect("parses").coalesce);
+        assert!(parse(&["--coalesce=maybe"]).is_err());
+        assert!(Config::new(Url::parse("http://127.0.0.1:1").expect("url")).coalesce);
     }
 
     #[test]

@@ -28,8 +28,9 @@ pub enum CookieError {
 }
 
 /// The Better Auth cookies of one request, joined with `"; "` in their original order, ready to
-/// send as a `Cookie` header. `Debug` is redacted: the value is a credential.
-#[derive(Clone)]
+/// send as a `Cookie` header. `Debug` is redacted: the value is a credential. Equal values are
+/// the same check at Better Auth, which is what request coalescing keys on.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionCookie(HeaderValue);
 
 impl SessionCookie {

@@ -13,7 +13,8 @@ pub const ERROR_DOMAIN: &str = "auth.v1";
 
 /// Why a session could not be validated, named for what the caller can do about it.
 /// Messages never contain cookies, tokens or `Set-Cookie` values.
-#[derive(Debug, thiserror::Error)]
+/// `Clone`, so that one Better Auth answer can be given to every caller that shared the call.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// No Better Auth cookie in the request: sign in.
     #[error("no Better Auth session cookie in the request; sign in first")]

@@ -44,7 +44,8 @@ impl AuthMetrics {
         );
         registry.register(
             "auth_validate_coalesced",
-            "ValidateSession calls answered by joining an identical in-flight Better Auth lookup",
+            "ValidateSession calls answered by a Better Auth lookup another call triggered \
+             (strict coalescing: a lookup sent after they arrived, never an older one)",
             metrics.coalesced.clone(),
         );
         metrics
@@ -61,8 +62,8 @@ impl AuthMetrics {
         self.better_auth_latency.observe(elapsed.as_secs_f64());
     }
 
-    /// One ValidateSession was answered from another call's in-flight lookup (request
-    /// coalescing) instead of its own call to Better Auth.
+    /// One ValidateSession was answered by a lookup another call triggered (strict request
+    /// coalescing, [`crate::coalesce`]) instead of one of its own.
     pub fn coalesced_hit(&self) {
         self.coalesced.inc();
     }

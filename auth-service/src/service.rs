@@ -1,7 +1,8 @@
 //! The `auth.v1.AuthService` handler: picks the request's cookie header, filters it, asks Better
-//! Auth, and converts the answer to proto. Proto types stop here.
+//! Auth (through the `Coalescer` unless coalescing is off), and converts the answer to proto.
+//! Proto types stop here.
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use proto::auth::v1::{
     Session as ProtoSession, User as ProtoUser, ValidateSessionRequest, ValidateSessionResponse,
@@ -13,30 +14,46 @@ use tonic::{
     Request, Response, Status,
     metadata::{AsciiMetadataValue, MetadataMap},
 };
+use tracing::Instrument;
 
 use crate::{
     better_auth::{BetterAuthClient, ValidSession},
-    cookie::{CookieError, SessionCookieFilter, join_cookie_fields},
+    coalesce::Coalescer,
+    cookie::{CookieError, SessionCookie, SessionCookieFilter, join_cookie_fields},
     error::Error,
     metrics::AuthMetrics,
 };
 
-/// The `AuthService` implementation. Holds only shared, immutable state: a request takes no lock.
+/// One Better Auth answer, shared by every caller of a coalesced call (cheap to clone).
+type Lookup = Arc<Result<ValidSession, Error>>;
+
+/// The `AuthService` implementation. Shared state only; the one lock is the coalescer's map,
+/// held for map operations and never across an `.await`.
 #[derive(Debug, Clone)]
 pub struct AuthApi {
     filter: SessionCookieFilter,
-    better_auth: BetterAuthClient,
+    better_auth: Arc<BetterAuthClient>,
     metrics: AuthMetrics,
+    /// `None` when coalescing is off (`--coalesce=false`): every check makes its own call.
+    coalescer: Option<Coalescer<SessionCookie, Lookup>>,
 }
 
 impl AuthApi {
-    /// A handler that forwards the cookies `filter` keeps to `better_auth`.
+    /// A handler that forwards the cookies `filter` keeps to `better_auth`, with strict
+    /// request coalescing on.
     pub fn new(filter: SessionCookieFilter, better_auth: BetterAuthClient) -> Self {
         Self {
             filter,
-            better_auth,
+            better_auth: Arc::new(better_auth),
             metrics: AuthMetrics::default(),
+            coalescer: Some(Coalescer::new()),
         }
+    }
+
+    /// Turns strict request coalescing ([`crate::coalesce`]) on or off.
+    pub fn with_coalescing(mut self, on: bool) -> Self {
+        self.coalescer = on.then(Coalescer::new);
+        self
     }
 
     /// Counts every answer's outcome in `metrics`.
@@ -59,7 +76,30 @@ impl AuthApi {
         // Set by `TraceContextLayer` for every request; forwarded so Better Auth's logs join
         // the same trace.
         let trace = request.extensions().get::<TraceParent>().copied();
-        self.better_auth.session(&cookie, trace).await
+        let Some(coalescer) = &self.coalescer else {
+            return self.better_auth.session(&cookie, trace).await;
+        };
+        // Only the caller that triggers a call builds it: its trace context goes to Better Auth
+        // and the call's logs stay in its span, although the call runs on its own task.
+        let better_auth = self.better_auth.clone();
+        let make_call = {
+            let cookie = cookie.clone();
+            move || {
+                async move { Arc::new(better_auth.session(&cookie, trace).await) }
+                    .instrument(tracing::Span::current())
+            }
+        };
+        let answer = coalescer
+            .call(cookie, make_call)
+            .await
+            .map_err(|abandoned| {
+                Error::ProviderUnavailable(format!("cannot check the session: {abandoned}"))
+            })?;
+        if answer.shared {
+            self.metrics.coalesced_hit();
+        }
+        // The Set-Cookies go to every caller that shared the answer: they all sent this cookie.
+        (*answer.value).clone()
     }
 }
 

@@ -50,7 +50,8 @@ impl App {
             SessionCookieFilter::new(&config.better_auth_cookie_prefix),
             better_auth,
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_coalescing(config.coalesce);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (AUTH_LISTEN)", config.listen))?;

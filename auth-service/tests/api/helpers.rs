@@ -17,7 +17,7 @@ use reqwest::Url;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::oneshot,
+    sync::{Semaphore, oneshot},
     task::JoinHandle,
 };
 use tonic::{Code, Status, transport::Channel};
@@ -161,6 +161,67 @@ pub(crate) enum Behaviour {
     /// Closes the connection without answering the first `n` requests, then answers like the
     /// inner behaviour.
     CloseFirst(usize, Box<Behaviour>),
+    /// Waits at the gate before doing anything else (the request stays in flight).
+    Held(Gate, Box<Behaviour>),
+    /// Works out the inner answer, then waits at the gate before sending it.
+    HoldAnswer(Gate, Box<Behaviour>),
+    /// Adds `set-cookie: stub-call=<n>` to the answer, `n` being the request's number (from 1),
+    /// so a caller can tell which upstream call answered it.
+    Numbered(Box<Behaviour>),
+    /// The n-th request (from 1) behaves like the n-th element; later ones like the last.
+    Sequence(Vec<Behaviour>),
+    /// Forwards the request (its target and `cookie` header) to a real server at this base
+    /// URL and answers with its status, `set-cookie` headers and body.
+    Proxy(String),
+}
+
+/// Holds stub requests until the test lets them through, and counts those waiting.
+#[derive(Clone)]
+pub(crate) struct Gate {
+    permits: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub(crate) fn new() -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(0)),
+            waiting: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Lets `n` more requests through.
+    pub(crate) fn open(&self, n: usize) {
+        self.permits.add_permits(n);
+    }
+
+    /// Waits (up to 10 s) until at least `n` requests are held at the gate.
+    pub(crate) async fn wait_for_waiting(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.waiting.load(Ordering::SeqCst) < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} requests held at the gate, have {}",
+                self.waiting.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn pass(&self) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
+        if let Ok(permit) = self.permits.acquire().await {
+            permit.forget();
+        }
+    }
 }
 
 impl Behaviour {
@@ -252,24 +313,54 @@ async fn serve_connection(
             requests.len()
         };
         let mut behaviour = &behaviour;
-        if let Behaviour::CloseFirst(n, inner) = behaviour {
-            if index <= *n {
-                return; // dropping the stream closes it without an answer
+        let mut extra_headers = Vec::new();
+        let mut hold_answer = Vec::new();
+        let (status, mut headers, body) = loop {
+            match behaviour {
+                Behaviour::CloseFirst(n, inner) => {
+                    if index <= *n {
+                        return; // dropping the stream closes it without an answer
+                    }
+                    behaviour = inner;
+                }
+                Behaviour::Held(gate, inner) => {
+                    gate.pass().await;
+                    behaviour = inner;
+                }
+                Behaviour::HoldAnswer(gate, inner) => {
+                    hold_answer.push(gate.clone());
+                    behaviour = inner;
+                }
+                Behaviour::Numbered(inner) => {
+                    extra_headers.push(("set-cookie".to_owned(), format!("stub-call={index}")));
+                    behaviour = inner;
+                }
+                Behaviour::Sequence(list) => {
+                    behaviour = &list[(index - 1).min(list.len() - 1)];
+                }
+                Behaviour::Respond {
+                    status,
+                    headers,
+                    body,
+                } => break (*status, headers.clone(), body.clone()),
+                Behaviour::Sleep(duration) => {
+                    tokio::time::sleep(*duration).await;
+                    break (200, Vec::new(), "null".to_owned());
+                }
+                Behaviour::Proxy(base_url) => {
+                    let (target, cookie) = {
+                        let requests = requests.lock().expect("lock");
+                        let recorded = &requests[index - 1];
+                        (recorded.target.clone(), recorded.cookie.clone())
+                    };
+                    break proxy(base_url, &target, cookie).await;
+                }
             }
-            behaviour = inner;
-        }
-        let (status, headers, body) = match behaviour {
-            Behaviour::Respond {
-                status,
-                headers,
-                body,
-            } => (*status, headers.clone(), body.clone()),
-            Behaviour::Sleep(duration) => {
-                tokio::time::sleep(*duration).await;
-                (200, Vec::new(), "null".to_owned())
-            }
-            Behaviour::CloseFirst(..) => unreachable!("nested CloseFirst"),
         };
+        for gate in hold_answer {
+            gate.pass().await;
+        }
+        headers.extend(extra_headers);
         let mut response = format!(
             "HTTP/1.1 {status} Stub\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
             body.len()
@@ -283,6 +374,34 @@ async fn serve_connection(
             return;
         }
     }
+}
+
+/// Asks a real server, for `Behaviour::Proxy`: status, `set-cookie` headers and body.
+async fn proxy(
+    base_url: &str,
+    target: &str,
+    cookie: Option<String>,
+) -> (u16, Vec<(String, String)>, String) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut request = client.get(format!("{base_url}{target}"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.expect("the proxied server answers");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            let value = value.to_str().expect("ascii").to_owned();
+            ("set-cookie".to_owned(), value)
+        })
+        .collect();
+    (status, headers, response.text().await.expect("a body"))
 }
 
 /// Reads one request head (up to the blank line); `None` when the peer closed.
