@@ -83,6 +83,14 @@ if (usePostgres) {
   pool = new pg.Pool({ connectionString: databaseUrl });
   // Without a listener an idle client's error (e.g. PostgreSQL restarted) would crash the process.
   pool.on("error", (error) => process.stderr.write(`better-auth: idle PostgreSQL client error: ${error.message}\n`));
+  // A client that is checked out when PostgreSQL goes away (restart, failover) emits 'error' on
+  // itself, not on the pool; unhandled, that would kill the process. Its query fails (Better
+  // Auth answers 500, which the auth-service maps to UNAVAILABLE) and the pool replaces it.
+  pool.on("connect", (client) => {
+    client.on("error", (error) =>
+      process.stderr.write(`better-auth: PostgreSQL connection error: ${error.message}\n`),
+    );
+  });
   database = pool;
 } else {
   const { default: Database } = await import("better-sqlite3");
