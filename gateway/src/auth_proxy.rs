@@ -45,22 +45,6 @@ pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The request's tracing span (`telemetry::trace::start_request`), which names the request by
-/// its path: it is given the loggable path, then the real one is put back.
-pub(crate) fn start_request_span<B>(req: &mut Request<B>) -> tracing::Span {
-    if !req.uri().path().starts_with("/api/auth/") {
-        return telemetry::trace::start_request(req);
-    }
-    let loggable = loggable_path(req.uri().path()).into_owned();
-    let original = req.uri().clone();
-    if let Ok(uri) = loggable.parse::<http::Uri>() {
-        *req.uri_mut() = uri;
-    }
-    let span = telemetry::trace::start_request(req);
-    *req.uri_mut() = original;
-    span
-}
-
 /// Forwards `/api/auth/*` to Better Auth with one shared reqwest client.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthProxy {
@@ -161,5 +145,30 @@ impl AuthProxy {
         *response.status_mut() = status;
         *response.headers_mut() = response_headers;
         response
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::loggable_path;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn nothing_after_the_first_segment_below_api_auth_is_logged(
+            first in "[a-z-]{1,20}", secret in "[A-Za-z0-9]{8,40}", rest in "(/[A-Za-z0-9]{0,10}){0,3}",
+        ) {
+            let path = format!("/api/auth/{first}/{secret}{rest}");
+            let logged = loggable_path(&path);
+            prop_assert!(!logged.contains(&secret));
+            prop_assert_eq!(logged.as_ref(), format!("/api/auth/{first}/*"));
+        }
+
+        #[test]
+        fn other_paths_are_logged_as_they_are(path in "/[a-zA-Z0-9./_-]{0,60}") {
+            prop_assume!(!path.starts_with("/api/auth/"));
+            let logged = loggable_path(&path);
+            prop_assert_eq!(logged.as_ref(), path.as_str());
+        }
     }
 }

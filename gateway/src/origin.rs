@@ -223,3 +223,84 @@ mod tests {
         assert_eq!(policy().check(&h, &uri()), Err(Refusal::ForeignOrigin));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LISTED: &str = "http://localhost:5173";
+
+    fn policy() -> OriginPolicy {
+        OriginPolicy::new(vec![HeaderValue::from_static(LISTED)], false)
+    }
+
+    fn map(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    /// Printable header-safe text, including the characters origins are made of.
+    fn text() -> impl Strategy<Value = String> {
+        "[ -~]{0,40}"
+    }
+
+    fn host() -> impl Strategy<Value = String> {
+        "[a-z0-9.-]{1,20}(:[0-9]{1,5})?"
+    }
+
+    fn uri() -> Uri {
+        Uri::from_static("/todo.v1.TodoService/ListTodos")
+    }
+
+    proptest! {
+        #[test]
+        fn without_a_cookie_every_request_passes(origin in text(), host in host()) {
+            let h = map(&[("origin", &origin), ("host", &host)]);
+            prop_assert_eq!(policy().check(&h, &uri()), Ok(()));
+        }
+
+        #[test]
+        fn a_cookie_passes_only_from_the_listed_or_own_origin(
+            origin in text(), host in host(), cookie in "[!-~]{1,40}",
+        ) {
+            let h = map(&[("cookie", &cookie), ("origin", &origin), ("host", &host)]);
+            let own = format!("http://{host}");
+            let expected = origin.eq_ignore_ascii_case(LISTED) || origin.eq_ignore_ascii_case(&own);
+            prop_assert_eq!(policy().check(&h, &uri()).is_ok(), expected);
+        }
+
+        #[test]
+        fn the_own_origin_passes_in_any_case_but_never_with_another_scheme(host in host()) {
+            let own = format!("HTTP://{}", host.to_ascii_uppercase());
+            let h = map(&[("cookie", "a=b"), ("origin", &own), ("host", &host)]);
+            prop_assert_eq!(policy().check(&h, &uri()), Ok(()));
+            let https = format!("https://{host}");
+            let h = map(&[("cookie", "a=b"), ("origin", &https), ("host", &host),
+                ("x-forwarded-proto", "https")]);
+            prop_assert_eq!(policy().check(&h, &uri()), Err(Refusal::ForeignOrigin));
+        }
+
+        #[test]
+        fn a_listed_origin_with_anything_appended_is_foreign(suffix in "[ -~]{1,20}", host in host()) {
+            let origin = format!("{LISTED}{suffix}");
+            let h = map(&[("cookie", "a=b"), ("origin", &origin), ("host", &host)]);
+            let own = format!("http://{host}");
+            prop_assume!(!origin.eq_ignore_ascii_case(&own));
+            prop_assert_eq!(policy().check(&h, &uri()), Err(Refusal::ForeignOrigin));
+        }
+
+        #[test]
+        fn a_cookie_without_origin_is_refused_exactly_when_the_browser_says_cross_or_same_site(
+            site in prop::sample::select(vec!["cross-site", "same-site", "same-origin", "none", "x"]),
+        ) {
+            let h = map(&[("cookie", "a=b"), ("sec-fetch-site", site)]);
+            let refused = matches!(site, "cross-site" | "same-site");
+            prop_assert_eq!(policy().check(&h, &uri()).is_err(), refused);
+        }
+    }
+}

@@ -121,3 +121,38 @@ mod tests {
         assert!(failed.is_set());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use super::*;
+    use http::HeaderMap;
+    use http_body_util::{BodyExt, StreamBody};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn data_passes_whole_and_no_trailers_ever_do(
+            frames in prop::collection::vec(prop::option::of(prop::collection::vec(any::<u8>(), 0..64)), 0..16),
+        ) {
+            let expected: Vec<u8> = frames.iter().flatten().flatten().copied().collect();
+            let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = frames
+                .into_iter()
+                .map(|frame| Ok(match frame {
+                    Some(data) => Frame::data(Bytes::from(data)),
+                    None => {
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("x-user-id", "someone-else".parse().unwrap());
+                        Frame::trailers(trailers)
+                    }
+                }))
+                .collect();
+            let (body, failed) = ForwardedBody::new(StreamBody::new(tokio_stream::iter(frames)));
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let collected = runtime.block_on(body.collect()).unwrap();
+            prop_assert!(collected.trailers().is_none());
+            prop_assert_eq!(collected.to_bytes().to_vec(), expected);
+            prop_assert!(!failed.is_set());
+        }
+    }
+}
