@@ -1,11 +1,20 @@
 //! Test helpers: a real todo-service on 127.0.0.1:0 with its own fresh database (SQLite file or
 //! PostgreSQL), in front of the real auth-service and a real Better Auth. Between the two
 //! services sits a pass-through AuthService that only counts ValidateSession calls.
+//!
+//! Everything the services log in this test binary is captured ([`captured_logs`]); when a
+//! [`TestApp`] is dropped it asserts that no session cookie or token its test created appears
+//! in what was logged since it started, so every test doubles as a log-leak check.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 use proto::auth::v1::auth_service_client::AuthServiceClient;
 use proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
@@ -23,6 +32,10 @@ use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Request, Response, Status};
 use tonic_types::StatusExt as _;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 /// Runs each test body once per backend: `<test>::on_sqlite` and `<test>::on_postgres`. The
 /// PostgreSQL run is skipped (with a message) when no PostgreSQL is reachable, unless
@@ -85,12 +98,20 @@ pub(crate) struct TestApp {
     _sqlite_dir: Option<tempfile::TempDir>,
     shutdowns: Vec<oneshot::Sender<()>>,
     todo_server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Where this app's part of [`captured_logs`] starts.
+    log_start: usize,
+    /// Every cookie value and token this app's test created, checked against the logs on drop.
+    secrets: Mutex<Vec<Secret>>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         for tx in self.shutdowns.drain(..) {
             let _ = tx.send(());
+        }
+        // A test that already failed has said why; a second panic would abort the binary.
+        if !std::thread::panicking() {
+            self.assert_no_secret_was_logged();
         }
     }
 }
@@ -119,9 +140,7 @@ pub(crate) async fn spawn_postgres_app() -> Option<TestApp> {
 
 /// Starts the chain described by `options`. `None` only for a skipped PostgreSQL run.
 pub(crate) async fn spawn_app_with(options: Options) -> Option<TestApp> {
-    if std::env::var_os("RUST_LOG").is_some() {
-        telemetry::init(telemetry::LogFormat::Pretty);
-    }
+    let log_start = captured_logs().len();
     let better_auth = options.better_auth.unwrap_or_else(BetterAuth::shared);
     let mut shutdowns = Vec::new();
 
@@ -191,6 +210,8 @@ pub(crate) async fn spawn_app_with(options: Options) -> Option<TestApp> {
         _sqlite_dir: sqlite_dir,
         shutdowns,
         todo_server: Some(todo_server),
+        log_start,
+        secrets: Mutex::new(Vec::new()),
     })
 }
 
@@ -266,9 +287,36 @@ pub(crate) async fn closed_port() -> u16 {
 }
 
 impl TestApp {
-    /// A new Better Auth user, signed in.
+    /// A new Better Auth user, signed in. Its cookies are remembered for the log check.
     pub(crate) async fn user(&self, name: &str) -> TestUser {
-        self.better_auth.sign_up(name).await.expect("sign-up works")
+        let user = self.better_auth.sign_up(name).await.expect("sign-up works");
+        self.remember_cookies(&user.set_cookies);
+        self.remember_cookies(std::slice::from_ref(&user.cookie));
+        user
+    }
+
+    /// Adds the values of `cookies` (`Cookie` pairs or `Set-Cookie` headers) to the secrets that
+    /// must never appear in the logs.
+    pub(crate) fn remember_cookies(&self, cookies: &[String]) {
+        let mut secrets = self.secrets.lock().expect("lock");
+        for cookie in cookies {
+            for secret in secrets_of_cookie(cookie) {
+                if !secrets.contains(&secret) {
+                    secrets.push(secret);
+                }
+            }
+        }
+    }
+
+    /// Panics if any remembered secret appears in what the services logged since this app
+    /// started. Runs on drop; callable earlier.
+    pub(crate) fn assert_no_secret_was_logged(&self) {
+        let secrets = self.secrets.lock().expect("lock").clone();
+        let leaks = captured_logs().leaks_since(self.log_start, &secrets);
+        assert!(
+            leaks.is_empty(),
+            "session secrets appear in the service logs: {leaks:?}"
+        );
     }
 
     /// ValidateSession calls made so far by the todo-service.
@@ -432,4 +480,247 @@ pub(crate) fn reason(status: &Status) -> String {
 pub(crate) fn nanos(timestamp: Option<&prost_types::Timestamp>) -> i128 {
     let t = timestamp.expect("timestamp is set");
     i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)
+}
+
+/// One value that must never be logged, and what it is (for the failure message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Secret {
+    pub(crate) kind: &'static str,
+    pub(crate) value: String,
+}
+
+/// Everything a `Cookie` pair or `Set-Cookie` header gives away: the `name=value` pair, the
+/// value as sent and percent-decoded, and Better Auth's two halves of a signed value (the
+/// 32-character session token before the `.` and the signature after it).
+pub(crate) fn secrets_of_cookie(cookie: &str) -> Vec<Secret> {
+    let pair = cookie.split(';').next().unwrap_or_default().trim();
+    let Some((_, value)) = pair.split_once('=').filter(|(_, value)| !value.is_empty()) else {
+        return Vec::new();
+    };
+    let decoded = percent_decode(value);
+    let mut secrets = vec![
+        Secret {
+            kind: "cookie pair",
+            value: pair.to_owned(),
+        },
+        Secret {
+            kind: "cookie value",
+            value: value.to_owned(),
+        },
+        Secret {
+            kind: "decoded cookie value",
+            value: decoded.clone(),
+        },
+    ];
+    for (raw, form) in [(value, "as sent"), (decoded.as_str(), "decoded")] {
+        if let Some((token, signature)) = raw.split_once('.') {
+            secrets.push(Secret {
+                kind: "session token",
+                value: token.to_owned(),
+            });
+            let kind = if form == "as sent" {
+                "signature (as sent)"
+            } else {
+                "signature"
+            };
+            secrets.push(Secret {
+                kind,
+                value: signature.to_owned(),
+            });
+        }
+    }
+    // Empty values (a clearing Set-Cookie) and fragments too short to be secret say nothing.
+    secrets.retain(|s| s.value.len() >= 16);
+    secrets.dedup_by(|a, b| a.value == b.value);
+    secrets
+}
+
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The log lines of every service started in this test binary (one global subscriber, so all
+/// tests share it; each [`TestApp`] looks only at what was logged after it started).
+#[derive(Clone, Default)]
+pub(crate) struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Bytes logged so far.
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().expect("lock").len()
+    }
+
+    /// The text logged from byte `start` on.
+    pub(crate) fn since(&self, start: usize) -> String {
+        let bytes = self.0.lock().expect("lock");
+        String::from_utf8_lossy(bytes.get(start..).unwrap_or_default()).into_owned()
+    }
+
+    /// The secrets that appear in what was logged from byte `start` on.
+    pub(crate) fn leaks_since(&self, start: usize, secrets: &[Secret]) -> Vec<Secret> {
+        leaks_in(&self.since(start), secrets)
+    }
+}
+
+/// The secrets that appear in `text`.
+pub(crate) fn leaks_in(text: &str, secrets: &[Secret]) -> Vec<Secret> {
+    secrets
+        .iter()
+        .filter(|secret| text.contains(&secret.value))
+        .cloned()
+        .collect()
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+/// The crates whose logs are captured at debug level (the services under test and what they
+/// share); everything else at info.
+pub(crate) const CAPTURE_FILTER: &str =
+    "info,todo_service=debug,auth_service=debug,telemetry=debug";
+
+/// The shared capture, installed as the global subscriber on first use. With `RUST_LOG` set,
+/// logs also go to the test output, filtered by it, as `telemetry::init` would.
+pub(crate) fn captured_logs() -> &'static LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let capture = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_target(true)
+            .with_writer(buffer.clone())
+            .with_filter(EnvFilter::new(CAPTURE_FILTER));
+        let terminal = std::env::var_os("RUST_LOG").is_some().then(|| {
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(EnvFilter::from_default_env())
+        });
+        tracing_subscriber::registry()
+            .with(capture)
+            .with(terminal)
+            .try_init()
+            .expect("the log capture is the first global subscriber of the test binary");
+        buffer
+    })
+}
+
+/// The answer to a hand-made gRPC call.
+#[derive(Debug)]
+pub(crate) struct RawAnswer {
+    /// The HTTP status (200 for every gRPC answer).
+    pub(crate) http: http::StatusCode,
+    /// The gRPC status, from the trailers or, for a trailers-only answer, the headers.
+    pub(crate) status: Status,
+    /// The response messages, still framed.
+    pub(crate) body: Bytes,
+}
+
+/// `message` in a gRPC frame: not compressed, big-endian length, the bytes.
+pub(crate) fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(message.len()).expect("a frame under 4 GiB");
+    let mut frame = vec![0];
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
+}
+
+/// Appends a length-delimited protobuf field (`string`, `bytes`) with these raw bytes, so a
+/// test can send what no generated client would (a string that is not UTF-8).
+pub(crate) fn push_bytes_field(message: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+    push_varint(message, u64::from(number << 3 | 2));
+    push_varint(message, bytes.len() as u64);
+    message.extend_from_slice(bytes);
+}
+
+/// Appends a varint field (`int32`, `bool`); negative `int32` values take ten bytes, as prost
+/// writes them.
+pub(crate) fn push_varint_field(message: &mut Vec<u8>, number: u32, value: i64) {
+    push_varint(message, u64::from(number << 3));
+    push_varint(message, value as u64);
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+impl TestApp {
+    /// POSTs `body` (raw, already framed or deliberately not) to `path` over HTTP/2 with the
+    /// gRPC content type, `te: trailers`, `user`'s cookie if given, and `headers`.
+    pub(crate) async fn raw_call(
+        &self,
+        path: &str,
+        user: Option<&TestUser>,
+        headers: &[(&str, &[u8])],
+        body: Vec<u8>,
+    ) -> RawAnswer {
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build_http::<Full<Bytes>>();
+        let mut request = http::Request::post(format!("http://{}{path}", self.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(user) = user {
+            request = request.header("cookie", user.cookie.as_str());
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid request");
+        let response = tokio::time::timeout(Duration::from_secs(15), client.request(request))
+            .await
+            .expect("the service answers in time")
+            .expect("the service answers over HTTP/2");
+        let (parts, body) = response.into_parts();
+        let collected = body.collect().await.expect("the response body arrives");
+        let trailers = collected.trailers().cloned();
+        let status = Status::from_header_map(&parts.headers)
+            .or_else(|| trailers.as_ref().and_then(Status::from_header_map))
+            .expect("a grpc-status in the headers or trailers");
+        RawAnswer {
+            http: parts.status,
+            status,
+            body: collected.to_bytes(),
+        }
+    }
 }

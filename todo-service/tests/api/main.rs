@@ -7,6 +7,7 @@ mod helpers;
 mod crud;
 mod idempotency;
 mod isolation;
+mod logs;
 mod observability;
 mod outage;
 mod pagination;

@@ -10,7 +10,8 @@ use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 use crate::helpers::{
-    Options, TestApp, as_user, assert_code, on_both_backends, reason, spawn_app_with,
+    Options, TestApp, as_user, assert_code, grpc_frame, on_both_backends, push_bytes_field, reason,
+    spawn_app_with,
 };
 
 /// One call of each RPC, with `prepare` applied to every request; returns the five results
@@ -229,6 +230,70 @@ on_both_backends! {
         assert_eq!(app.list_all(&alice).await, vec![alices]);
     }
 
+    async fn another_users_bearer_token_and_forged_grpc_metadata_change_nothing(app) {
+        use prost::Message as _;
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        let alices = app.create(&alice, "alice's").await.expect("create works");
+        // Everything alice's session gives away: the cookie value, the raw token, and the pair.
+        let value = alice.cookie.split_once('=').map(|(_, v)| v.to_owned()).expect("name=value");
+        let token = value.split('.').next().expect("token.signature").to_owned();
+        let forged: Vec<(&str, String)> = vec![
+            ("authorization", format!("Bearer {token}")),
+            ("authorization", format!("Bearer {value}")),
+            ("authorization", format!("Bearer {}", alice.cookie)),
+            ("x-user-id", alice.id.clone()),
+            ("x-forwarded-user", alice.id.clone()),
+            ("x-session-token", token.clone()),
+            ("x-cookie", alice.cookie.clone()),
+            ("set-cookie", alice.cookie.clone()),
+            ("grpc-user-id", alice.id.clone()),
+            ("grpc-previous-rpc-attempts", "1".into()),
+            ("grpc-status", "0".into()),
+            ("grpc-message", format!("user {}", alice.id)),
+            ("grpc-status-details-bin", "CAASAmlk".into()),
+            ("grpc-tags-bin", "AAE".into()),
+        ];
+        let headers: Vec<(&str, &[u8])> = forged.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+
+        // As bob, through a raw HTTP/2 call that keeps every header (tonic would drop the
+        // reserved grpc-* ones): bob's list, bob's new todo.
+        let answer = app.raw_call("/todo.v1.TodoService/ListTodos", Some(&bob), &headers, grpc_frame(&[])).await;
+        assert_eq!(answer.status.code(), Code::Ok, "{}", answer.status.message());
+        let page = pb::ListTodosResponse::decode(&answer.body[5..]).expect("a ListTodosResponse");
+        assert!(page.todos.is_empty(), "bob sees his own (empty) list: {page:?}");
+        assert_eq!(page.total_size, 0);
+        let mut create = Vec::new();
+        push_bytes_field(&mut create, 2, b"whose?");
+        let answer = app.raw_call("/todo.v1.TodoService/CreateTodo", Some(&bob), &headers, grpc_frame(&create)).await;
+        assert_eq!(answer.status.code(), Code::Ok, "{}", answer.status.message());
+        let created = pb::Todo::decode(&answer.body[5..]).expect("a Todo");
+        assert_eq!(created.user_id, bob.id);
+        let answer = app
+            .raw_call("/todo.v1.TodoService/GetTodo", Some(&bob), &headers, grpc_frame(&pb::GetTodoRequest { id: alices.id.clone(), ..Default::default() }.encode_to_vec()))
+            .await;
+        assert_eq!(answer.status.code(), Code::NotFound, "{}", answer.status.message());
+
+        // Without a cookie none of it is a session: not even alice's own token as a bearer.
+        let answer = app.raw_call("/todo.v1.TodoService/ListTodos", None, &headers, grpc_frame(&[])).await;
+        assert_eq!(answer.status.code(), Code::Unauthenticated);
+        assert_eq!(reason(&answer.status), "SESSION_MISSING");
+
+        // The same through tonic, which keeps the non-reserved ones.
+        let mut request = as_user(&bob, pb::ListTodosRequest::default());
+        for (name, value) in &forged {
+            if let (Ok(name), Ok(value)) = (
+                name.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+                MetadataValue::try_from(value.as_str()),
+            ) {
+                request.metadata_mut().append(name, value);
+            }
+        }
+        let page = app.client.clone().list_todos(request).await.expect("list works").into_inner();
+        assert_eq!(page.todos, vec![created.clone()], "bob's own todo only");
+        assert_eq!(app.list_all(&alice).await, vec![alices], "alice's data is unchanged");
+    }
+
     async fn a_cookie_split_over_several_metadata_values_still_authenticates(app) {
         let alice = app.user("alice").await;
         let mut request = Request::new(pb::ListTodosRequest::default());
@@ -269,6 +334,8 @@ async fn a_refreshed_session_cookie_is_passed_back_to_the_caller() {
         .await
         .expect("list works");
     let set_cookies = set_cookie_values(response.metadata());
+    // The refreshed session is a secret too: the log check on drop covers it.
+    app.remember_cookies(&set_cookies);
     better_auth.stop();
     assert!(
         set_cookies
