@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod bad_input;
+mod cross_user;
 mod crud;
 mod idempotency;
 mod isolation;
@@ -11,6 +13,7 @@ mod logs;
 mod observability;
 mod outage;
 mod pagination;
+mod properties;
 mod service_surface;
 mod session;
 mod validation;
