@@ -86,12 +86,11 @@ mod tests {
     use http::HeaderMap;
     use http_body_util::{BodyExt, StreamBody};
 
-    type Frames = Vec<Result<Frame<Bytes>, std::io::Error>>;
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+    type Frames = Vec<Item>;
+    type TestBody = StreamBody<tokio_stream::Iter<std::vec::IntoIter<Item>>>;
 
-    fn body(
-        frames: Frames,
-    ) -> StreamBody<tokio_stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>
-    {
+    fn body(frames: Frames) -> TestBody {
         StreamBody::new(tokio_stream::iter(frames))
     }
 
