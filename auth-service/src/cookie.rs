@@ -229,6 +229,145 @@ mod tests {
         ));
     }
 
+    /// Property tests: the filter's contract holds for any input, not only the examples above.
+    mod properties {
+        use proptest::{collection::vec, prelude::*};
+
+        use super::*;
+
+        const PREFIXES: [&str; 3] = ["better-auth.", "__Secure-better-auth.", "__Host-better-auth."];
+
+        /// The specification, independently of the filter's code: a Better Auth cookie name is
+        /// one of the prefixes followed by at least one more character.
+        fn is_better_auth_name(name: &str) -> bool {
+            PREFIXES
+                .iter()
+                .any(|prefix| name.len() > prefix.len() && name.starts_with(prefix))
+        }
+
+        fn filter(header: &str) -> Result<Option<String>, CookieError> {
+            SessionCookieFilter::new("better-auth")
+                .filter(header)
+                .map(|kept| kept.map(|c| String::from_utf8(c.as_bytes().to_vec()).expect("utf-8")))
+        }
+
+        /// Anything a client could put in the field: arbitrary Unicode (NUL, controls,
+        /// non-ASCII), up to several times the size limit, runs of thousands of `;`, and
+        /// cookie-like text around Better Auth names.
+        fn any_header() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                vec(any::<char>(), 0..40_000).prop_map(String::from_iter),
+                (1usize..10_000).prop_map(|n| ";".repeat(n)),
+                (0usize..5_000, ".{0,20}")
+                    .prop_map(|(n, tail)| format!("{}better-auth.s=1{tail}", "; ".repeat(n))),
+                vec(
+                    prop_oneof![
+                        "(__Secure-|__Host-)?better-auth\\.[a-z_]{0,8}=[^;]{0,12}",
+                        "[^;=]{0,10}=[^;]{0,10}",
+                        "[\\x00-\\x1f;= ]{0,4}",
+                        "\\PC{0,8}",
+                    ],
+                    0..60
+                )
+                .prop_map(|parts| parts.join(";")),
+            ]
+        }
+
+        /// A cookie-shaped `name=value` that a browser could send: names without separators
+        /// or spaces, values without `;` and not starting or ending with a space.
+        fn cookie() -> impl Strategy<Value = (String, String)> {
+            let name = prop_oneof![
+                "(__Secure-|__Host-)?better-auth\\.[A-Za-z0-9_.-]{1,16}",
+                "(__Secure-|__Host-|__secure-)?(better-auth|better-authx|xbetter-auth|BETTER-AUTH)\\.?",
+                "[A-Za-z0-9_.-]{1,16}",
+                "[!#$%&'*+^`|~A-Za-z0-9éü]{1,12}",
+            ];
+            let value = "([!#-+\\--:<-~]([ !#-+\\--:<-~]{0,30}[!#-+\\--:<-~])?)?";
+            (name, value)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn never_panics_and_enforces_the_size_limit(header in any_header()) {
+                let result = filter(&header);
+                if header.len() > MAX_COOKIE_HEADER_BYTES {
+                    prop_assert_eq!(result, Err(CookieError::TooLarge { len: header.len() }));
+                } else {
+                    let too_large = matches!(result, Err(CookieError::TooLarge { .. }));
+                    prop_assert!(!too_large);
+                }
+            }
+
+            #[test]
+            fn never_forwards_a_cookie_that_is_not_better_auths(header in any_header()) {
+                if let Ok(Some(kept)) = filter(&header) {
+                    prop_assert!(kept.len() <= header.len());
+                    for pair in kept.split("; ") {
+                        let (name, _) = pair.split_once('=').expect("name=value");
+                        prop_assert!(is_better_auth_name(name), "forwarded {:?}", name);
+                        prop_assert!(header.contains(name));
+                    }
+                }
+            }
+
+            #[test]
+            fn keeps_exactly_the_better_auth_cookies_in_order(
+                cookies in vec(cookie(), 0..40),
+                separators in vec("; ?| ?; ?", 40),
+            ) {
+                let mut header = String::new();
+                for (i, (name, value)) in cookies.iter().enumerate() {
+                    if i > 0 {
+                        header.push_str(&separators[i]);
+                    }
+                    header.push_str(&format!("{name}={value}"));
+                }
+                let expected: Vec<String> = cookies
+                    .iter()
+                    .filter(|(name, _)| is_better_auth_name(name))
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect();
+                let kept = filter(&header).expect("a browser-shaped header under 8 KiB");
+                if expected.is_empty() {
+                    prop_assert_eq!(kept, None);
+                } else {
+                    prop_assert_eq!(kept, Some(expected.join("; ")));
+                }
+            }
+
+            #[test]
+            fn the_limit_is_exactly_eight_kibibytes(len in 8_000usize..8_400) {
+                let prefix = "better-auth.session_token=";
+                let header = format!("{prefix}{}", "a".repeat(len - prefix.len()));
+                let result = filter(&header);
+                if len <= MAX_COOKIE_HEADER_BYTES {
+                    prop_assert_eq!(result, Ok(Some(header)));
+                } else {
+                    prop_assert_eq!(result, Err(CookieError::TooLarge { len }));
+                }
+            }
+
+            #[test]
+            fn joined_metadata_is_size_checked_exactly(fields in vec(".{0,3000}", 0..8)) {
+                let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+                let joined = fields.join("; ");
+                match join_cookie_fields(&fields) {
+                    Ok(text) => {
+                        prop_assert!(text.len() <= MAX_COOKIE_HEADER_BYTES);
+                        prop_assert_eq!(text, joined);
+                    }
+                    Err(error) => {
+                        prop_assert!(joined.len() > MAX_COOKIE_HEADER_BYTES);
+                        prop_assert_eq!(error, CookieError::TooLarge { len: joined.len() });
+                    }
+                }
+            }
+        }
+    }
+
     mod never_panics {
         use super::*;
 
