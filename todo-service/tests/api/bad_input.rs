@@ -123,6 +123,31 @@ on_both_backends! {
         still_serving(&app, &alice).await;
     }
 
+    async fn broken_grpc_framing_is_refused_and_the_service_keeps_serving(app) {
+        // Framing is the gRPC protocol itself, not a field's value: tonic's INTERNAL stays, as
+        // gRPC's status-code table has it (and as the gateway answers broken grpc-web frames).
+        let alice = app.user("alice").await;
+        let mut truncated = grpc_frame(b"\x12\x05hello");
+        truncated.truncate(truncated.len() - 2);
+        let mut bad_flag = grpc_frame(b"\x12\x01x");
+        bad_flag[0] = 2;
+        let mut compressed = grpc_frame(b"\x12\x01x");
+        compressed[0] = 1;
+        let cases: [(&str, Vec<u8>, &[(&str, &[u8])], Code); 5] = [
+            ("no message", Vec::new(), &[], Code::Internal),
+            ("a frame cut short", truncated, &[], Code::Internal),
+            ("half a frame header", vec![0, 0, 0], &[], Code::Internal),
+            ("compression flag 2", bad_flag, &[], Code::Internal),
+            ("gzip, which is not enabled", compressed, &[("grpc-encoding", b"gzip")], Code::Unimplemented),
+        ];
+        for (what, body, headers, code) in cases {
+            let answer = app.raw_call(CREATE, Some(&alice), headers, body).await;
+            assert_eq!(answer.status.code(), code, "{what}: {}", answer.status.message());
+            still_serving(&app, &alice).await;
+        }
+        assert!(app.list_all(&alice).await.is_empty(), "nothing was stored");
+    }
+
     async fn nul_bytes_are_refused_as_control_characters_and_store_nothing(app) {
         let alice = app.user("alice").await;
         let todo = app.create(&alice, "milk").await.expect("create works");
