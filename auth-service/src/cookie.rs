@@ -19,10 +19,11 @@ pub enum CookieError {
         /// The header's length in bytes.
         len: usize,
     },
-    /// A Better Auth cookie (or the cookie metadata) holds characters an HTTP header cannot carry.
+    /// A Better Auth cookie (or the cookie metadata) holds characters an HTTP header cannot carry,
+    /// or non-ASCII (a real Better Auth cookie is URL-encoded ASCII).
     #[error(
-        "the cookie header contains characters not allowed in an HTTP header \
-         (control characters such as CR, LF or NUL, or non-ASCII in metadata)"
+        "the cookie header contains characters not allowed in an HTTP header or a Better Auth cookie \
+         (control characters such as CR, LF or NUL, or non-ASCII)"
     )]
     NotAHeaderValue,
 }
@@ -102,6 +103,11 @@ impl SessionCookieFilter {
         }
         if kept.is_empty() {
             return Ok(None);
+        }
+        // `HeaderValue` would pass bytes over 0x7F on to Better Auth; they cannot be part of a
+        // session cookie, so they are refused like control characters.
+        if !kept.is_ascii() {
+            return Err(CookieError::NotAHeaderValue);
         }
         HeaderValue::from_str(&kept)
             .map(|value| Some(SessionCookie(value)))
@@ -198,6 +204,10 @@ mod tests {
             filter.filter("better-auth.session_token=a\nb").err(),
             Some(CookieError::NotAHeaderValue)
         );
+        assert_eq!(
+            filter.filter("better-auth.session_token=caf\u{e9}").err(),
+            Some(CookieError::NotAHeaderValue)
+        );
         // Only forwarded cookies must be header-safe; others are dropped anyway.
         assert!(
             filter
@@ -235,7 +245,11 @@ mod tests {
 
         use super::*;
 
-        const PREFIXES: [&str; 3] = ["better-auth.", "__Secure-better-auth.", "__Host-better-auth."];
+        const PREFIXES: [&str; 3] = [
+            "better-auth.",
+            "__Secure-better-auth.",
+            "__Host-better-auth.",
+        ];
 
         /// The specification, independently of the filter's code: a Better Auth cookie name is
         /// one of the prefixes followed by at least one more character.

@@ -34,6 +34,17 @@ pub enum Error {
     #[error("{0}")]
     InvalidCookie(#[from] CookieError),
 
+    /// The request message does not decode (e.g. a `cookie` that is not UTF-8): fix the client.
+    #[error("the request message is not a valid ValidateSessionRequest: {0}")]
+    MalformedRequest(String),
+
+    /// The request message is larger than the server decodes: send a smaller one.
+    #[error("the request message is larger than the {limit} bytes this server accepts")]
+    MessageTooLarge {
+        /// The server's `max_decoding_message_size`.
+        limit: usize,
+    },
+
     /// Better Auth could not be asked (down, slow, overloaded): retry later; fail closed.
     #[error("{0}")]
     ProviderUnavailable(String),
@@ -52,6 +63,8 @@ impl Error {
             Error::SessionInvalid { .. } => "SESSION_INVALID",
             Error::InvalidCookie(CookieError::TooLarge { .. }) => "COOKIE_TOO_LARGE",
             Error::InvalidCookie(CookieError::NotAHeaderValue) => "COOKIE_MALFORMED",
+            Error::MalformedRequest(_) => "MALFORMED_REQUEST",
+            Error::MessageTooLarge { .. } => "MESSAGE_TOO_LARGE",
             Error::ProviderUnavailable(_) => "AUTH_PROVIDER_UNAVAILABLE",
             Error::ProviderBadResponse(_) => "AUTH_PROVIDER_BAD_RESPONSE",
         }
@@ -61,7 +74,8 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::SessionMissing | Error::SessionInvalid { .. } => Code::Unauthenticated,
-            Error::InvalidCookie(_) => Code::InvalidArgument,
+            Error::InvalidCookie(_) | Error::MalformedRequest(_) => Code::InvalidArgument,
+            Error::MessageTooLarge { .. } => Code::ResourceExhausted,
             Error::ProviderUnavailable(_) => Code::Unavailable,
             Error::ProviderBadResponse(_) => Code::Internal,
         }
@@ -74,8 +88,15 @@ impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let mut details =
             ErrorDetails::with_error_info(error.reason(), ERROR_DOMAIN, HashMap::new());
-        if let Error::InvalidCookie(cookie_error) = &error {
-            details.add_bad_request_violation("cookie", cookie_error.to_string());
+        match &error {
+            Error::InvalidCookie(cookie_error) => {
+                details.add_bad_request_violation("cookie", cookie_error.to_string());
+            }
+            // `cookie` is the message's only field, so it is the one that did not decode.
+            Error::MalformedRequest(detail) => {
+                details.add_bad_request_violation("cookie", detail.clone());
+            }
+            _ => {}
         }
         let mut metadata = MetadataMap::new();
         if let Error::SessionInvalid { set_cookie } = &error {
@@ -106,6 +127,16 @@ mod tests {
                 Error::InvalidCookie(CookieError::TooLarge { len: 9000 }),
                 Code::InvalidArgument,
                 "COOKIE_TOO_LARGE",
+            ),
+            (
+                Error::MalformedRequest("invalid string value".into()),
+                Code::InvalidArgument,
+                "MALFORMED_REQUEST",
+            ),
+            (
+                Error::MessageTooLarge { limit: 10 },
+                Code::ResourceExhausted,
+                "MESSAGE_TOO_LARGE",
             ),
             (
                 Error::ProviderUnavailable("down".into()),

@@ -12,11 +12,16 @@ use telemetry::{
 };
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
+use tower::util::MapResponseLayer;
 
 use crate::{
-    better_auth::BetterAuthClient, config::Config, cookie::SessionCookieFilter,
-    metrics::AuthMetrics, service::AuthApi,
+    better_auth::BetterAuthClient, codec_errors::translate_refusal, config::Config,
+    cookie::SessionCookieFilter, metrics::AuthMetrics, service::AuthApi,
 };
+
+/// The largest request message decoded (tonic's default, stated). A cookie over 8 KiB is refused
+/// with `COOKIE_TOO_LARGE` after decoding; a message over this limit is RESOURCE_EXHAUSTED.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A bound, ready-to-serve auth-service.
 pub struct App {
@@ -104,10 +109,14 @@ impl App {
             // Outermost: every log line of a call, including the RPC metrics', is in its span.
             .layer(TraceContextLayer::new())
             .layer(self.rpc_metrics)
+            // Innermost, so the RPC metrics count the contract's code, not tonic's.
+            .layer(MapResponseLayer::new(translate_refusal(MAX_MESSAGE_BYTES)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(AuthServiceServer::new(self.api))
+            .add_service(
+                AuthServiceServer::new(self.api).max_decoding_message_size(MAX_MESSAGE_BYTES),
+            )
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
                 shutdown,

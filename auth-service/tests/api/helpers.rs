@@ -106,6 +106,74 @@ pub(crate) async fn spawn_app_with(
     }
 }
 
+/// A new client on its own connection to `addr`.
+pub(crate) async fn spawn_client(addr: std::net::SocketAddr) -> AuthServiceClient<Channel> {
+    AuthServiceClient::new(connect(addr).await)
+}
+
+async fn connect(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("the client connects")
+}
+
+/// Sends `message` (raw protobuf bytes, which need not be a valid `ValidateSessionRequest`) to
+/// ValidateSession on a new connection and returns the error status.
+pub(crate) async fn call_raw(addr: std::net::SocketAddr, message: &[u8]) -> Status {
+    let mut grpc = tonic::client::Grpc::new(connect(addr).await);
+    grpc.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/auth.v1.AuthService/ValidateSession");
+    grpc.unary(tonic::Request::new(message.to_vec()), path, RawCodec)
+        .await
+        .expect_err("the message is refused")
+}
+
+/// Passes bytes through unchanged, to send messages a typed client would not build.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let bytes = bytes::Buf::chunk(src).to_vec();
+        bytes::Buf::advance(src, bytes.len());
+        Ok(Some(bytes))
+    }
+}
+
 /// Asserts the status code and `ErrorInfo` reason of a failed call, and returns the status.
 #[track_caller]
 pub(crate) fn assert_error(
