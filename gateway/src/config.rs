@@ -82,6 +82,11 @@ pub struct Config {
     /// Log format (`RUST_LOG` sets the filter).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`, plain HTTP, separate from
+    /// the gateway port so it is never exposed to browsers; port 0 picks a free port).
+    #[arg(long, env = "METRICS_LISTEN", default_value = "127.0.0.1:9080")]
+    pub metrics_listen: SocketAddr,
 }
 
 /// Smallest header limit hyper's HTTP/1 parser accepts.
@@ -169,6 +174,7 @@ mod tests {
     fn defaults_are_valid() {
         let config = config(&[]);
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.metrics_listen.to_string(), "127.0.0.1:9080");
         assert!(config.allowed_origins.is_empty());
         config.validate().unwrap();
     }

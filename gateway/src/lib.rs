@@ -10,6 +10,9 @@
 //! - `auth_proxy`: `/api/auth/*` reverse proxy to Better Auth.
 //! - `limits`: the request body cap. `request_body`: what of a request body goes upstream.
 //! - `error`: the gateway's own errors as gRPC statuses.
+//! - `metrics`: forwarded calls by upstream and status, CSRF refusals (scraped at
+//!   `METRICS_LISTEN` with the RPC metrics). Every request runs in a span carrying its W3C
+//!   trace id (`telemetry::trace`); the validated `traceparent` is what goes upstream.
 
 pub mod config;
 pub mod error;
@@ -18,6 +21,7 @@ pub mod startup;
 mod auth_proxy;
 mod grpc;
 mod limits;
+mod metrics;
 mod origin;
 mod request_body;
 mod service;

@@ -1,6 +1,7 @@
 //! Building and running the gateway: `App::build` validates the config, binds the listener
 //! (port 0 works) and creates the shared upstream channels and HTTP client; `run_until` serves
-//! HTTP/1.1 and h2c on the one port until `shutdown` resolves, then drains connections.
+//! HTTP/1.1 and h2c on the one port until `shutdown` resolves, then drains connections; `/metrics`
+//! is served on `METRICS_LISTEN` alongside.
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -9,6 +10,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
 };
+use telemetry::metrics::{KnownMethods, MetricsServer, Registry, RpcMetricsLayer};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tonic::{
     service::Routes,
@@ -16,11 +18,13 @@ use tonic::{
 };
 use tonic_web::GrpcWebLayer;
 use tower::{Layer, util::BoxCloneSyncService};
+use tracing::Instrument as _;
 
 use crate::{
     auth_proxy::AuthProxy,
     config::Config,
     grpc::{GrpcRouter, Upstreams},
+    metrics::GatewayMetrics,
     origin::OriginPolicy,
     service::Gateway,
     web::Web,
@@ -39,6 +43,8 @@ pub struct App {
     local_addr: SocketAddr,
     gateway: Arc<Gateway>,
     max_header_bytes: usize,
+    registry: Registry,
+    metrics_server: MetricsServer,
 }
 
 impl App {
@@ -69,15 +75,28 @@ impl App {
             .add_service(reflection_v1alpha)
             .prepare();
 
+        // One registry per App: several apps in one process keep their numbers apart.
+        let mut registry = Registry::default();
+        let rpc_metrics = RpcMetricsLayer::new(
+            &mut registry,
+            KnownMethods::with_standard_services(&[proto::FILE_DESCRIPTOR_SET])?,
+        );
+        let metrics = GatewayMetrics::register(&mut registry);
         let router = GrpcRouter::new(
             upstreams.clone(),
             local,
             policy.clone(),
             timeout,
             config.max_body_bytes,
+            metrics,
         );
-        let grpc =
-            BoxCloneSyncService::new(policy.cors_layer().layer(GrpcWebLayer::new().layer(router)));
+        // RPC metrics sit inside grpc-web translation, where a trailers-only error's
+        // `grpc-status` is still a response header.
+        let grpc = BoxCloneSyncService::new(
+            policy
+                .cors_layer()
+                .layer(GrpcWebLayer::new().layer(rpc_metrics.layer(router))),
+        );
 
         // reqwest is built without a default TLS provider; installing one twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,6 +120,7 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_server = MetricsServer::bind(config.metrics_listen).await?;
         tracing::info!(
             %local_addr,
             todo_service = %config.todo_service_url,
@@ -114,12 +134,19 @@ impl App {
             local_addr,
             gateway,
             max_header_bytes: config.max_header_bytes,
+            registry,
+            metrics_server,
         })
     }
 
     /// The address the listener is bound to (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the `/metrics` endpoint.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_server.local_addr()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and gives open connections up to
@@ -136,6 +163,8 @@ impl App {
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
 
+        // Scrapes keep working while connections drain; the server stops after them.
+        let metrics_task = self.metrics_server.spawn(Arc::new(self.registry));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
@@ -155,9 +184,14 @@ impl App {
                 tracing::debug!(%error, "could not set TCP_NODELAY");
             }
             let gateway = self.gateway.clone();
-            let service = hyper::service::service_fn(move |req| {
+            let service = hyper::service::service_fn(move |mut req| {
                 let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(peer, req).await) }
+                // Before anything else: every log line of the request carries its trace id,
+                // and only the validated (or new) `traceparent` goes any further.
+                // Named by a loggable path: Better Auth paths can carry tokens.
+                let route = crate::auth_proxy::loggable_path(req.uri().path()).into_owned();
+                let span = telemetry::trace::start_request_as(&mut req, &route);
+                async move { Ok::<_, Infallible>(gateway.handle(peer, req).await) }.instrument(span)
             });
             let connection = builder
                 .serve_connection(TokioIo::new(stream), service)
@@ -177,7 +211,7 @@ impl App {
         {
             tracing::warn!("connections still open after the drain timeout");
         }
-        Ok(())
+        metrics_task.stop().await
     }
 }
 

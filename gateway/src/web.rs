@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use proto::auth::v1::{ValidateSessionRequest, auth_service_client::AuthServiceClient};
+use telemetry::trace::{TRACEPARENT, TraceParent};
 use tonic::{Code, body::Body, transport::Channel};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
@@ -54,7 +55,14 @@ impl Web {
             return redirect_to_login(&[]);
         };
         let mut client = AuthServiceClient::new(self.auth.clone());
-        let call = client.validate_session(ValidateSessionRequest { cookie });
+        let mut request = tonic::Request::new(ValidateSessionRequest { cookie });
+        // The request's trace, already validated (or created) when the request came in.
+        if let Some(trace) = TraceParent::from_headers(headers)
+            && let Ok(value) = tonic::metadata::MetadataValue::try_from(trace.to_string())
+        {
+            request.metadata_mut().insert(TRACEPARENT, value);
+        }
+        let call = client.validate_session(request);
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(response)) => {
                 let mut set_cookies = set_cookies_of(response.metadata().as_ref());

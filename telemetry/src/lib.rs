@@ -93,7 +93,7 @@ mod tests {
                     "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                 ),
             );
-            let span = trace::start_request(&mut request);
+            let span = trace::start_request_as(&mut request, "/todo.v1.TodoService/ListTodos");
             let _entered = span.enter();
             tracing::info!(user_id = "u1", "first");
             let inner = tracing::info_span!("db");
@@ -109,7 +109,10 @@ mod tests {
                 spans[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
                 "{line}"
             );
-            assert_eq!(spans[0]["method"], "/", "{line}");
+            assert_eq!(
+                spans[0]["method"], "/todo.v1.TodoService/ListTodos",
+                "{line}"
+            );
         }
     }
 }

@@ -1,13 +1,16 @@
 //! W3C Trace Context (`traceparent`) across services, and the per-request span that puts the
 //! trace id on every log line of a request.
 //!
-//! Each service runs [`TraceContextLayer`] outermost: it accepts a valid incoming `traceparent`
-//! (or starts a new trace when it is absent or invalid), gives this hop its own span id, stores
-//! the result as a [`TraceParent`] request extension, rewrites the request's `traceparent`
-//! header to it, and runs the request inside a `request` span with `trace_id`, `span_id` and
-//! `method` fields. Outgoing calls send [`TraceParent::header_value`] of that extension, so the
-//! next hop sees this hop's span id as its parent. Nothing is exported (no OTLP yet): the trace
-//! id exists to correlate log lines across services.
+//! Each service runs [`TraceContextLayer`] outermost (the gateway calls [`start_request`]): it
+//! accepts a valid incoming `traceparent` or starts a new trace (random ids, flags `01`) when it
+//! is absent or invalid, stores the result as a [`TraceParent`] request extension, rewrites the
+//! request's `traceparent` header to it, and runs the request inside a `request` span with
+//! `trace_id` and `method` fields. Outgoing calls send that extension as their `traceparent`.
+//!
+//! Services record no spans of their own yet (nothing is exported, no OTLP), so a valid
+//! `traceparent` passes every hop unchanged, as W3C allows for a participant that does not
+//! trace: the trace id correlates log lines across services. [`TraceParent::child`] is what a
+//! hop would send once it exports spans.
 
 use std::fmt;
 use std::task::{Context, Poll};
@@ -87,12 +90,12 @@ impl TraceParent {
         }
     }
 
-    /// This hop's context for a request carrying `headers`: a child of a valid incoming
-    /// `traceparent`, or a new root when it is absent or invalid (never trusted blindly).
-    /// The second value tells whether an invalid one was replaced.
+    /// The context of a request carrying `headers`: its valid `traceparent`, or a new root
+    /// when it is absent or invalid (never trusted blindly). The second value tells whether an
+    /// invalid one was replaced.
     pub fn continue_or_start(headers: &HeaderMap) -> (Self, bool) {
         match Self::from_headers(headers) {
-            Some(incoming) => (incoming.child(), false),
+            Some(incoming) => (incoming, false),
             None => (Self::new_root(), headers.contains_key(TRACEPARENT)),
         }
     }
@@ -179,10 +182,19 @@ fn non_zero<T: PartialEq + Default>(mut random: impl FnMut() -> T) -> T {
     }
 }
 
-/// Sets the hop's [`TraceParent`] on a request (extension and header) and returns the span
-/// the request should run in. For servers that are not a tower stack (the gateway's hyper
-/// service) and for [`TraceContext`].
+/// Sets the request's [`TraceParent`] (extension and header) and returns the span the request
+/// should run in, named `request` with `trace_id` and `method` = the URI path. For servers that
+/// are not a tower stack (the gateway's hyper service) and for [`TraceContext`]. Where a path
+/// can carry a secret, use [`start_request_as`].
 pub fn start_request<B>(request: &mut http::Request<B>) -> tracing::Span {
+    let route = request.uri().path().to_owned();
+    start_request_as(request, &route)
+}
+
+/// [`start_request`] with `route` logged as `method` instead of the URI path. `route` is on
+/// every line of the request, so it must not carry secrets (a raw path can, e.g. Better
+/// Auth's `/api/auth/reset-password/<token>`).
+pub fn start_request_as<B>(request: &mut http::Request<B>, route: &str) -> tracing::Span {
     let (trace, replaced) = TraceParent::continue_or_start(request.headers());
     let headers = request.headers_mut();
     headers.insert(TRACEPARENT, trace.header_value());
@@ -191,12 +203,7 @@ pub fn start_request<B>(request: &mut http::Request<B>) -> tracing::Span {
         headers.remove("tracestate");
     }
     request.extensions_mut().insert(trace);
-    let span = tracing::info_span!(
-        "request",
-        trace_id = %trace.trace_id(),
-        span_id = %trace.span_id(),
-        method = %request.uri().path(),
-    );
+    let span = tracing::info_span!("request", trace_id = %trace.trace_id(), method = %route);
     if replaced {
         // The value itself is not logged: it is client-controlled and invalid.
         span.in_scope(|| tracing::debug!("invalid traceparent replaced by a new trace"));
@@ -246,6 +253,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // A gRPC path is `/package.Service/Method`: a method name, not data.
         let span = start_request(&mut request);
         let future = span.in_scope(|| self.inner.call(request));
         future.instrument(span)
@@ -328,8 +336,12 @@ mod tests {
             .insert(TRACEPARENT, HeaderValue::from_static(VALID));
         let _span = start_request(&mut request);
         let trace = *request.extensions().get::<TraceParent>().expect("set");
-        assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(request.headers()[TRACEPARENT], trace.to_string());
+        assert_eq!(
+            trace.to_string(),
+            VALID,
+            "a valid traceparent passes unchanged"
+        );
+        assert_eq!(request.headers()[TRACEPARENT], VALID);
 
         let mut request = http::Request::new(());
         let headers = request.headers_mut();

@@ -181,11 +181,8 @@ async fn validate_session_forwards_the_callers_trace_to_better_auth() {
         .traceparent
         .as_deref()
         .expect("Better Auth received a traceparent");
-    let parsed = telemetry::trace::TraceParent::parse(sent).expect("a valid traceparent");
-    assert_eq!(parsed.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-    // The auth-service is a hop of its own: Better Auth's parent is the auth-service's span.
-    assert_ne!(parsed.span_id(), "00f067aa0ba902b7");
-    assert_eq!(parsed.flags(), 1);
+    // Passed on unchanged (no hop records spans of its own yet).
+    assert_eq!(sent, TRACEPARENT);
 }
 
 #[tokio::test]

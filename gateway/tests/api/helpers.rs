@@ -238,6 +238,7 @@ impl Default for GatewayOptions {
 /// A running gateway and what it talks to.
 pub struct TestGateway {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub url: String,
     pub upstream: RecordingUpstream,
     /// HTTP/1.1 client like a browser's fetch: no redirects followed, no proxy.
@@ -275,15 +276,18 @@ pub async fn spawn_gateway_with(options: GatewayOptions) -> TestGateway {
         request_timeout_ms: options.request_timeout_ms,
         max_concurrent_requests: 256,
         log_format: telemetry::LogFormat::Pretty,
+        metrics_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
     };
     let app = App::build(config).await.unwrap();
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
     TestGateway {
         addr,
+        metrics_addr,
         url: format!("http://{addr}"),
         upstream,
         http: browser_like_client(),

@@ -12,7 +12,7 @@ mod server;
 pub use prometheus_client;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 pub use prometheus_client::registry::Registry;
-pub use rpc::{KnownMethods, RpcMetrics, RpcMetricsLayer, code_name};
+pub use rpc::{KnownMethods, RpcMetrics, RpcMetricsLayer, code_name, response_code};
 pub use server::{MetricsServer, MetricsTask};
 
 /// `Content-Type` of a scrape: the Prometheus text format, version 0.0.4.

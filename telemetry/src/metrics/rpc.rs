@@ -139,8 +139,9 @@ pub fn code_name(code: Code) -> &'static str {
     }
 }
 
-/// The status of a response as far as its headers tell (see the module docs).
-fn response_code(headers: &http::HeaderMap) -> Code {
+/// The status of a gRPC response as far as its headers tell: `grpc-status` when present
+/// (trailers-only errors), OK otherwise (see the module docs).
+pub fn response_code(headers: &http::HeaderMap) -> Code {
     match headers.get("grpc-status") {
         None => Code::Ok,
         Some(value) => Code::from_bytes(value.as_bytes()),
