@@ -265,3 +265,71 @@ mod tests {
         assert!(to.get("x-user-id").is_none());
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Header names a client might send: the allowlist, identity headers, `grpc-*`, random.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "content-type",
+                "te",
+                "grpc-timeout",
+                "grpc-encoding",
+                "traceparent",
+                "x-request-id",
+                "cookie",
+                "x-user-id",
+                "x-forwarded-user",
+                "authorization",
+                "grpc-status",
+                "grpc-message",
+                "grpc-status-details-bin",
+                "x-forwarded-for",
+                "host",
+                "origin",
+            ])
+            .prop_map(String::from),
+            "[a-z][a-z0-9-]{0,20}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn only_allowlisted_headers_and_one_joined_cookie_go_upstream(
+            headers in prop::collection::vec((name(), "[!-~]{0,30}"), 0..40),
+        ) {
+            let mut from = HeaderMap::new();
+            for (name, value) in &headers {
+                from.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            let mut to = HeaderMap::new();
+            copy_allowed_headers(&from, &mut to);
+
+            for name in to.keys() {
+                prop_assert!(name == header::COOKIE || FORWARDED_HEADERS.contains(name), "{}", name);
+            }
+            for name in &FORWARDED_HEADERS {
+                let sent: Vec<_> = from.get_all(name).iter().collect();
+                let forwarded: Vec<_> = to.get_all(name).iter().collect();
+                prop_assert_eq!(sent, forwarded);
+            }
+            let cookies: Vec<&[u8]> = from.get_all(header::COOKIE).iter().map(HeaderValue::as_bytes).collect();
+            let forwarded: Vec<_> = to.get_all(header::COOKIE).iter().collect();
+            if cookies.is_empty() {
+                prop_assert!(forwarded.is_empty());
+            } else {
+                prop_assert_eq!(forwarded.len(), 1);
+                let joined = cookies.join(&b"; "[..]);
+                prop_assert_eq!(forwarded[0].as_bytes(), joined.as_slice());
+            }
+        }
+    }
+}
