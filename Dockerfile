@@ -42,22 +42,22 @@ ENV LOG_FORMAT=json RUST_LOG=info
 
 FROM runtime AS auth-service
 COPY --from=builder /src/target/release/auth-service /usr/local/bin/auth-service
-ENV AUTH_LISTEN=0.0.0.0:50051
-EXPOSE 50051
+ENV AUTH_LISTEN=0.0.0.0:50051 METRICS_LISTEN=0.0.0.0:9051
+EXPOSE 50051 9051
 HEALTHCHECK --interval=5s --timeout=3s --retries=5 CMD ["healthcheck", "grpc", "127.0.0.1:50051"]
 ENTRYPOINT ["auth-service"]
 
 FROM runtime AS todo-service
 COPY --from=builder /src/target/release/todo-service /usr/local/bin/todo-service
-ENV TODO_LISTEN=0.0.0.0:50052
-EXPOSE 50052
+ENV TODO_LISTEN=0.0.0.0:50052 METRICS_LISTEN=0.0.0.0:9052
+EXPOSE 50052 9052
 HEALTHCHECK --interval=5s --timeout=3s --retries=5 CMD ["healthcheck", "grpc", "127.0.0.1:50052"]
 ENTRYPOINT ["todo-service"]
 
 FROM runtime AS gateway
 COPY --from=builder /src/target/release/gateway /usr/local/bin/gateway
 COPY --from=web /src/web/dist /srv/web
-ENV GATEWAY_LISTEN=0.0.0.0:8080 WEB_DIR=/srv/web
-EXPOSE 8080
+ENV GATEWAY_LISTEN=0.0.0.0:8080 METRICS_LISTEN=0.0.0.0:9080 WEB_DIR=/srv/web
+EXPOSE 8080 9080
 HEALTHCHECK --interval=5s --timeout=3s --retries=5 CMD ["healthcheck", "http", "127.0.0.1:8080/healthz"]
 ENTRYPOINT ["gateway"]

@@ -182,15 +182,18 @@ export async function startStack({ repoRoot, binDir, webDist, logDir }) {
     }, join(repoRoot, "better-auth"));
     const authService = start("authService", "auth-service", join(binDir, "auth-service"), [], {
       AUTH_LISTEN: `127.0.0.1:${ports.auth}`,
+      METRICS_LISTEN: "127.0.0.1:0",
       BETTER_AUTH_URL: betterAuthUrl,
     }, tmp);
     const todoService = start("todoService", "todo-service", join(binDir, "todo-service"), [], {
       TODO_LISTEN: `127.0.0.1:${ports.todo}`,
+      METRICS_LISTEN: "127.0.0.1:0",
       DATABASE_URL: `sqlite://${join(tmp, "todos.db")}`,
       AUTH_SERVICE_URL: authUrl,
     }, tmp);
     const gateway = start("gateway", "gateway", join(binDir, "gateway"), [], {
       GATEWAY_LISTEN: `127.0.0.1:${ports.gateway}`,
+      METRICS_LISTEN: "127.0.0.1:0",
       TODO_SERVICE_URL: todoUrl,
       AUTH_SERVICE_URL: authUrl,
       BETTER_AUTH_URL: betterAuthUrl,
