@@ -30,7 +30,10 @@ fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target" || n == "src") {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "src")
+            {
                 continue;
             }
             collect_protos(&path, out)?;
