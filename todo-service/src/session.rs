@@ -6,7 +6,9 @@
 //! the user. Every failure ends the RPC here (fail closed): the auth-service's own status is
 //! passed through with its code, message and details; an unreachable auth-service is
 //! UNAVAILABLE. `set_cookie` values from the auth-service (session refresh or clearing) go back
-//! to the caller as `set-cookie` response metadata, on success and on error.
+//! to the caller as `set-cookie` response metadata, on success and on error. A call that provably
+//! never reached the auth-service (e.g. it raced the auth-service's graceful shutdown) is sent
+//! once more within the same deadline.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -180,12 +182,33 @@ async fn validate(
 ) -> Result<(AuthenticatedUser, Vec<String>), Status> {
     let caller_is_tighter = caller_deadline.is_some_and(|d| d < default_timeout);
     let timeout = caller_deadline.map_or(default_timeout, |d| d.min(default_timeout));
-    let mut call = tonic::Request::new(ValidateSessionRequest { cookie });
-    call.set_timeout(timeout);
-    if let Some(value) = trace.and_then(|t| MetadataValue::try_from(t.to_string()).ok()) {
-        call.metadata_mut().insert("traceparent", value);
-    }
-    let reply = match tokio::time::timeout(timeout, client.validate_session(call)).await {
+    let deadline = Instant::now() + timeout;
+    let send = async {
+        let mut retried = false;
+        loop {
+            let mut call = tonic::Request::new(ValidateSessionRequest {
+                cookie: cookie.clone(),
+            });
+            call.set_timeout(deadline.saturating_duration_since(Instant::now()));
+            if let Some(value) = trace.and_then(|t| MetadataValue::try_from(t.to_string()).ok()) {
+                call.metadata_mut().insert("traceparent", value);
+            }
+            match client.validate_session(call).await {
+                // gRPC's transparent retry: the auth-service never saw the first attempt, so a
+                // second one cannot run the check twice. Once: the channel has reconnected (or
+                // fails to, which is UNAVAILABLE) by then.
+                Err(status) if !retried && never_reached_server(&status) => {
+                    tracing::debug!(
+                        error = %status.message(),
+                        "ValidateSession never reached the auth-service; sending it again"
+                    );
+                    retried = true;
+                }
+                answer => return answer,
+            }
+        }
+    };
+    let reply = match tokio::time::timeout(timeout, send).await {
         Ok(Ok(reply)) => reply.into_inner(),
         Ok(Err(status)) => return Err(pass_through(status)),
         Err(_) if caller_is_tighter => {
@@ -233,6 +256,38 @@ fn pass_through(status: Status) -> Status {
         status.details().to_vec().into(),
         metadata,
     )
+}
+
+/// Whether our client's error proves the request never reached the auth-service, so that
+/// sending it again cannot process it twice. Only errors of our own transport count (a status
+/// the auth-service sent has no source, and stays what it is):
+/// - hyper `Canceled`: the request was still queued in hyper's HTTP/2 dispatcher when that
+///   connection stopped taking requests, e.g. because the server's graceful GOAWAY arrived
+///   (hyper 1.x `client/dispatch.rs`, `Envelope::drop`: "connection closed";
+///   `client/conn/http2.rs`: "connection was not ready"). No HEADERS frame was written. tonic
+///   reports it as CANCELLED; the caller cancelling instead drops our future and yields no status.
+/// - h2 `REFUSED_STREAM` from the server: it did not process the stream (RFC 9113 §8.7).
+/// - a GOAWAY (NO_ERROR) from the server as the stream's error: h2 gives that error only to
+///   streams above the GOAWAY's last stream id, which the server declares unprocessed
+///   (RFC 9113 §6.8), or to a stream it could not open at all.
+fn never_reached_server(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            let reason = h2.reason();
+            return h2.is_remote()
+                && ((h2.is_reset() && reason == Some(h2::Reason::REFUSED_STREAM))
+                    || (h2.is_go_away() && reason == Some(h2::Reason::NO_ERROR)));
+        }
+        source = error.source();
+    }
+    false
 }
 
 fn append_set_cookies(headers: &mut HeaderMap, set_cookies: &[String]) {
@@ -284,6 +339,44 @@ mod tests {
         );
         assert_eq!(grpc_timeout(&headers(&[("grpc-timeout", "5x")])), None);
         assert_eq!(grpc_timeout(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_hyper_never_sent_is_known_not_to_have_reached_the_server() {
+        // An HTTP/2 client connection whose connection task is gone, as after a GOAWAY: hyper
+        // hands the request back unsent as `Canceled`, which tonic reports as CANCELLED.
+        let (io, _server_side) = tokio::io::duplex(64 * 1024);
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(io),
+        )
+        .await
+        .expect("the handshake is written");
+        drop(connection);
+        let error = sender
+            .send_request(http::Request::new(Body::empty()))
+            .await
+            .expect_err("no connection task to send it");
+        assert!(error.is_canceled(), "{error:?}");
+
+        let status = Status::from_error(Box::new(error));
+        assert_eq!(status.code(), Code::Cancelled);
+        assert!(never_reached_server(&status));
+    }
+
+    #[test]
+    fn statuses_from_the_server_or_other_failures_are_not_resent() {
+        // Sent by the auth-service (no source): CANCELLED stays CANCELLED, and is final.
+        assert!(!never_reached_server(&Status::cancelled(
+            "cancelled upstream"
+        )));
+        assert!(!never_reached_server(&Status::unavailable("down")));
+        // A reset connection may have carried the request: not provably unsent.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!never_reached_server(&Status::from_error(Box::new(reset))));
+        // An h2 error that is not the server refusing or going away before the stream.
+        let local = h2::Error::from(h2::Reason::REFUSED_STREAM);
+        assert!(!never_reached_server(&Status::from_error(Box::new(local))));
     }
 
     #[test]

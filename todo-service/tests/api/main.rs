@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod auth_restart;
 mod bad_input;
 mod cross_user;
 mod crud;
