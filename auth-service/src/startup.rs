@@ -103,6 +103,15 @@ impl App {
             .build_v1alpha()?;
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
+        // Health says NOT_SERVING before the drain starts (as the todo-service does); tonic then
+        // closes the listener and sends each connection a two-phase GOAWAY.
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight calls");
+            health_reporter
+                .set_not_serving::<AuthServiceServer<AuthApi>>()
+                .await;
+        };
         // Scrapes keep working while in-flight calls drain; the server stops after gRPC.
         let metrics_task = self.metrics_server.spawn(Arc::new(self.registry));
         Server::builder()
