@@ -833,6 +833,10 @@ async fn graceful_shutdown(w: &mut World<'_>, r: &mut Report) -> anyhow::Result<
     let mut all = LoadResult::default();
     let mut data = Vec::new();
     for (process, label, plans) in steps {
+        // Every call the stopped service handles makes exactly one Better Auth request through
+        // the fault proxy (todo and gateway calls through their session check; each caller has
+        // its own cookie and one call at a time, so nothing is coalesced): the server's count.
+        let proxied_before = w.proxy.requests();
         let load = Load::start(w, &plans, &format!("s5-{process}"), 0)?;
         tokio::time::sleep(WARM).await;
         let signal_sent = Instant::now();
@@ -842,6 +846,7 @@ async fn graceful_shutdown(w: &mut World<'_>, r: &mut Report) -> anyhow::Result<
         let exited = Instant::now();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let result = load.finish().await;
+        let handled = w.proxy.requests() - proxied_before;
 
         r.check(
             status.is_some_and(|s| s.success()),
@@ -880,10 +885,25 @@ async fn graceful_shutdown(w: &mut World<'_>, r: &mut Report) -> anyhow::Result<
             .iter()
             .filter(|c| c.start + SIGNAL_RACE >= signal_sent)
             .collect();
+        // Calls our own client failed unsent (see `unsent_by_our_client`) are told apart only
+        // with proof from the server side: it handled exactly as many calls as came back OK, so
+        // none of them reached it. Without that proof they stay failures.
+        let ok = result.calls.iter().filter(|c| c.outcome.is_ok()).count();
+        let raced = after.iter().filter(|c| c.outcome.is_client_race()).count();
+        let race_proven = raced > 0 && usize::try_from(handled).is_ok_and(|h| h == ok);
+        if raced > 0 {
+            r.check(
+                race_proven,
+                format!(
+                    "{label}: {raced} refused before reaching the server (client-side race: the harness's tonic client reports a request it never sent as CANCELLED); the server handled {handled} calls, {ok} came back OK"
+                ),
+            );
+        }
         let unclean: Vec<&Call> = after
             .iter()
             .copied()
             .filter(|c| !c.outcome.is_ok() && !c.outcome.is_unavailable())
+            .filter(|c| !(race_proven && c.outcome.is_client_race()))
             .collect();
         let refused = after.iter().filter(|c| c.outcome.is_unavailable()).count();
         r.check(
@@ -1074,6 +1094,10 @@ impl Outcome {
     fn is_unavailable(&self) -> bool {
         self.code == Some(Code::Unavailable)
     }
+    /// See [`unsent_by_our_client`]; still a failure unless a scenario proves otherwise.
+    fn is_client_race(&self) -> bool {
+        self.label == CLIENT_RACE
+    }
 
     fn ok() -> Self {
         Self {
@@ -1084,6 +1108,13 @@ impl Outcome {
     }
 
     fn from_status(status: &tonic::Status) -> Self {
+        if unsent_by_our_client(status) {
+            return Self {
+                code: Some(status.code()),
+                label: CLIENT_RACE.to_owned(),
+                detail: error_chain(status),
+            };
+        }
         let reason = status
             .get_error_details()
             .error_info()
@@ -1106,6 +1137,34 @@ impl Outcome {
             detail,
         }
     }
+}
+
+/// The label of a call our own tonic client failed without sending it (see
+/// [`unsent_by_our_client`]).
+const CLIENT_RACE: &str = "CANCELLED (refused before reaching the server: client-side race)";
+
+/// Whether `status` is the CANCELLED that the harness's own tonic client makes up for a request
+/// it never wrote. hyper's HTTP/2 client queues each request for its connection task; when the
+/// connection stops taking requests (the server's graceful GOAWAY arriving is enough: h2 then
+/// refuses new streams and hyper's dispatcher returns) the still-queued requests are handed back
+/// as hyper `Canceled` ("connection closed", hyper 1.x `client/dispatch.rs` `Envelope::drop`;
+/// "connection was not ready", `client/conn/http2.rs`), before any HEADERS frame was written.
+/// tonic's Channel does not re-send them and maps them to CANCELLED (tonic 0.14
+/// `Status::from_hyper_error`); hyper-util's pooled client (reqwest, our grpc-web callers)
+/// re-sends them, which is why the gateway never shows this. A status a server sent carries no
+/// Rust source error, so a hyper error in the chain is always our client's own.
+fn unsent_by_our_client(status: &tonic::Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return status.code() == Code::Cancelled;
+        }
+        source = error.source();
+    }
+    false
 }
 
 fn code_name(code: Code) -> &'static str {
