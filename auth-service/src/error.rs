@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use grpc_server::CodecRefusal;
 use tonic::{Code, Status, metadata::MetadataMap};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -53,6 +54,17 @@ pub enum Error {
     /// (wrong URL, incompatible version); fail closed.
     #[error("{0}")]
     ProviderBadResponse(String),
+}
+
+/// tonic's refusals of a request message (see `grpc_server::CodecErrorsLayer`). The decoder's
+/// field path is not needed: `cookie` is the message's only field.
+impl From<CodecRefusal> for Error {
+    fn from(refusal: CodecRefusal) -> Self {
+        match refusal {
+            CodecRefusal::Malformed { detail, .. } => Error::MalformedRequest(detail),
+            CodecRefusal::TooLarge { limit } => Error::MessageTooLarge { limit },
+        }
+    }
 }
 
 impl Error {
@@ -156,6 +168,21 @@ mod tests {
             assert_eq!(info.reason, reason);
             assert_eq!(info.domain, ERROR_DOMAIN);
         }
+    }
+
+    #[test]
+    fn codec_refusals_get_the_contract_codes() {
+        let malformed = Error::from(CodecRefusal::Malformed {
+            field: None,
+            detail:
+                "ValidateSessionRequest.cookie: invalid string value: data is not UTF-8 encoded"
+                    .to_owned(),
+        });
+        assert_eq!(malformed.code(), Code::InvalidArgument);
+        assert_eq!(malformed.reason(), "MALFORMED_REQUEST");
+        let too_large = Error::from(CodecRefusal::TooLarge { limit: 10 });
+        assert_eq!(too_large.code(), Code::ResourceExhausted);
+        assert_eq!(too_large.reason(), "MESSAGE_TOO_LARGE");
     }
 
     #[test]

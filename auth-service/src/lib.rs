@@ -11,12 +11,11 @@
 //!   call sent after they arrived (never an older answer);
 //! - [`metrics`]: ValidateSession outcomes, Better Auth latency, coalesced lookups (scraped at
 //!   `METRICS_LISTEN` with the RPC metrics);
-//! - [`error`]: the error enum and its one mapping to `tonic::Status`;
-//! - [`codec_errors`]: tonic's refusals of undecodable or oversized messages, with the contract's codes.
+//! - [`error`]: the error enum and its one mapping to `tonic::Status` (also of tonic's refusals
+//!   of undecodable or oversized messages, which `grpc_server::CodecErrorsLayer` hands it).
 
 pub mod better_auth;
 pub mod coalesce;
-pub mod codec_errors;
 pub mod config;
 pub mod cookie;
 pub mod error;

@@ -5,6 +5,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
+use grpc_server::CodecErrorsLayer;
 use proto::auth::v1::auth_service_server::AuthServiceServer;
 use telemetry::{
     metrics::{KnownMethods, MetricsServer, Registry, RpcMetricsLayer},
@@ -12,11 +13,10 @@ use telemetry::{
 };
 use tokio::net::TcpListener;
 use tonic::transport::{Server, server::TcpIncoming};
-use tower::util::MapResponseLayer;
 
 use crate::{
-    better_auth::BetterAuthClient, codec_errors::translate_refusal, config::Config,
-    cookie::SessionCookieFilter, metrics::AuthMetrics, service::AuthApi,
+    better_auth::BetterAuthClient, config::Config, cookie::SessionCookieFilter, error::Error,
+    metrics::AuthMetrics, service::AuthApi,
 };
 
 /// The largest request message decoded (tonic's default, stated). A cookie over 8 KiB is refused
@@ -119,7 +119,7 @@ impl App {
             .layer(TraceContextLayer::new())
             .layer(self.rpc_metrics)
             // Innermost, so the RPC metrics count the contract's code, not tonic's.
-            .layer(MapResponseLayer::new(translate_refusal(MAX_MESSAGE_BYTES)))
+            .layer(CodecErrorsLayer::<Error>::new(MAX_MESSAGE_BYTES))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

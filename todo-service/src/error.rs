@@ -1,6 +1,7 @@
 //! The service's one error type, and the one place it becomes a gRPC status.
 
 use diesel::result::DatabaseErrorKind;
+use grpc_server::CodecRefusal;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
@@ -60,6 +61,16 @@ impl From<Invalid> for Error {
         Self::Invalid {
             field: invalid.field,
             reason: invalid.reason,
+        }
+    }
+}
+
+/// tonic's refusals of a request message (see `grpc_server::CodecErrorsLayer`): bad input.
+impl From<CodecRefusal> for Error {
+    fn from(refusal: CodecRefusal) -> Self {
+        match refusal {
+            CodecRefusal::Malformed { field, detail } => Self::Malformed { field, detail },
+            CodecRefusal::TooLarge { limit } => Self::TooLarge { limit },
         }
     }
 }
@@ -188,6 +199,24 @@ mod tests {
             violations.map(|v| v[0].field.clone()),
             Some("title".to_owned())
         );
+    }
+
+    #[test]
+    fn decode_errors_become_invalid_argument_and_size_errors_resource_exhausted() {
+        let status = Status::from(Error::from(CodecRefusal::Malformed {
+            field: Some("title".to_owned()),
+            detail: "CreateTodoRequest.title: invalid string value: data is not UTF-8 encoded"
+                .to_owned(),
+        }));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let violations = status.get_details_bad_request().map(|b| b.field_violations);
+        assert_eq!(
+            violations.map(|v| v[0].field.clone()),
+            Some("title".to_owned())
+        );
+        let status = Status::from(Error::from(CodecRefusal::TooLarge { limit: 10 }));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("10"), "{}", status.message());
     }
 
     #[test]

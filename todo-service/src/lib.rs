@@ -3,7 +3,6 @@
 //! Layout:
 //! - [`config`]: flags and environment (`TODO_LISTEN`, `DATABASE_URL`, `AUTH_SERVICE_URL`, …).
 //! - [`startup`]: [`startup::App::build`] connects and binds, `run_until` serves.
-//! - [`codec_errors`]: undecodable or oversized request messages answered as bad input.
 //! - [`session`]: the tower layer that validates the caller's session with the auth-service.
 //! - [`service`]: the gRPC handlers; proto types stop here.
 //! - [`domain`]: validated values (`UserId`, `TodoTitle`, `PageToken`, …).
@@ -12,7 +11,6 @@
 //! - [`metrics`]: session-check outcomes and database pool gauges (scraped at `METRICS_LISTEN`
 //!   with the RPC metrics).
 
-pub mod codec_errors;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use grpc_server::CodecErrorsLayer;
 use proto::todo::v1::todo_service_server::TodoServiceServer;
 use telemetry::metrics::{KnownMethods, MetricsServer, Registry, RpcMetricsLayer};
 use telemetry::trace::TraceContextLayer;
@@ -16,9 +17,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tower_layer::Layer as _;
 
-use crate::codec_errors::CodecErrorsLayer;
 use crate::config::Config;
 use crate::db::Pool;
+use crate::error::Error;
 use crate::metrics::TodoMetrics;
 use crate::service::TodoApi;
 use crate::session::SessionLayer;
@@ -115,7 +116,7 @@ impl App {
 
         let api = TodoApi::new(self.pool, self.config.database_timeout());
         let todos = TodoServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let todos = CodecErrorsLayer::new(MAX_MESSAGE_BYTES).layer(todos);
+        let todos = CodecErrorsLayer::<Error>::new(MAX_MESSAGE_BYTES).layer(todos);
         // Only TodoService sits behind the session check: health and reflection stay open.
         let todos = SessionLayer::new(self.auth_channel, self.config.auth_timeout())
             .with_metrics(self.metrics)
