@@ -1,7 +1,8 @@
 //! The auth-service binary: config → telemetry → `App::build` → `run_until(Ctrl-C or SIGTERM)`.
 
-use auth_service::{App, Config, startup::shutdown_signal};
+use auth_service::{App, Config};
 use clap::Parser;
+use grpc_server::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

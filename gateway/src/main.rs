@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use gateway::{App, Config};
+use grpc_server::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -9,32 +10,4 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     let app = App::build(config).await?;
     app.run_until(shutdown_signal()).await
-}
-
-/// Resolves on Ctrl-C or SIGTERM (what `docker stop` and process supervisors send).
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -2,8 +2,11 @@
 //!
 //! Layout:
 //! - [`codec_errors`]: `CodecErrorsLayer`, which re-issues tonic's refusals of an undecodable or
-//!   oversized request message with the contract's codes, through the service's own error type.
+//!   oversized request message with the contract's codes, through the service's own error type;
+//! - [`shutdown`]: `shutdown_signal()`, Ctrl-C or SIGTERM, for the binaries' `run_until`.
 
 pub mod codec_errors;
+pub mod shutdown;
 
 pub use codec_errors::{CodecErrorsLayer, CodecRefusal};
+pub use shutdown::shutdown_signal;
