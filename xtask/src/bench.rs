@@ -95,6 +95,8 @@ struct Env {
     gateway: String,
     http: reqwest::Client,
     cookies: Vec<String>,
+    /// Each Rust service's `/metrics` port.
+    metrics: [(&'static str, u16); 3],
 }
 
 /// One measured cell.
@@ -137,6 +139,7 @@ pub(crate) fn run(mut args: Args) -> anyhow::Result<()> {
                 let idle = rss_kib(&pids);
                 let mut report = measure(&env, &pids, &args).await?;
                 let after = rss_kib(&pids);
+                report.push_str(&scrape_metrics(&env).await);
                 let _ = writeln!(report, "\n| process | RSS idle (after start-up and sign-ups) MiB | RSS after the load MiB |\n|---|---|---|");
                 for ((name, idle), (_, after)) in idle.iter().zip(after) {
                     let _ = writeln!(report, "| {name} | {:.1} | {:.1} |", *idle as f64 / 1024.0, after as f64 / 1024.0);
@@ -169,6 +172,8 @@ async fn start(
     let ready = Duration::from_secs(30);
     let [ba_port, auth_port, todo_port, gw_port] =
         [free_port()?, free_port()?, free_port()?, free_port()?];
+    let metrics_ports = [free_port()?, free_port()?, free_port()?];
+    let metrics_env = |port: u16| format!("127.0.0.1:{port}");
     let better_auth = format!("http://127.0.0.1:{ba_port}");
     let gateway = format!("http://127.0.0.1:{gw_port}");
 
@@ -184,6 +189,7 @@ async fn start(
     wait_for_port("Better Auth", ([127, 0, 0, 1], ba_port).into(), ready).await?;
 
     let mut cmd = harness::auth_command(bin_dir, auth_port, &better_auth);
+    cmd.env("METRICS_LISTEN", metrics_env(metrics_ports[0]));
     if args.no_coalesce {
         cmd.arg("--coalesce=false");
     }
@@ -191,16 +197,14 @@ async fn start(
     wait_for_port("auth-service", ([127, 0, 0, 1], auth_port).into(), ready).await?;
 
     let todo_db = databases.url(1, &args.postgres);
-    stack.spawn(
-        "todo",
-        harness::todo_command(bin_dir, todo_port, &todo_db, auth_port),
-    )?;
+    let mut cmd = harness::todo_command(bin_dir, todo_port, &todo_db, auth_port);
+    cmd.env("METRICS_LISTEN", metrics_env(metrics_ports[1]));
+    stack.spawn("todo", cmd)?;
     wait_for_port("todo-service", ([127, 0, 0, 1], todo_port).into(), ready).await?;
 
-    stack.spawn(
-        "gateway",
-        harness::gateway_command(bin_dir, gw_port, auth_port, todo_port, &better_auth),
-    )?;
+    let mut cmd = harness::gateway_command(bin_dir, gw_port, auth_port, todo_port, &better_auth);
+    cmd.env("METRICS_LISTEN", metrics_env(metrics_ports[2]));
+    stack.spawn("gateway", cmd)?;
     wait_for_port("gateway", ([127, 0, 0, 1], gw_port).into(), ready).await?;
 
     let pids = stack.pids();
@@ -224,6 +228,11 @@ async fn start(
         gateway,
         http,
         cookies,
+        metrics: [
+            ("auth-service", metrics_ports[0]),
+            ("todo-service", metrics_ports[1]),
+            ("gateway", metrics_ports[2]),
+        ],
     };
     // A few todos per user, so ListTodos returns a realistic page.
     for cookie in &env.cookies {
@@ -576,5 +585,43 @@ fn report(rows: &[Row], args: &Args) -> String {
          session run in parallel). Closed loop over loopback; latency per call from an \
          HdrHistogram; CPU from /proc/PID/stat during the cell."
     );
+    out
+}
+
+/// The counters each service reports after the load (non-zero samples of the main families),
+/// so a run shows that the metrics endpoints count what the benchmark did.
+async fn scrape_metrics(env: &Env) -> String {
+    const FAMILIES: [&str; 6] = [
+        "grpc_server_handled_total",
+        "auth_validate_session_total",
+        "auth_validate_coalesced_total",
+        "todo_session_checks_total",
+        "gateway_forwarded_requests_total",
+        "gateway_csrf_refusals_total",
+    ];
+    let mut out = String::from("\n### Metrics scraped after the load (non-zero counters)\n\n```\n");
+    for (service, port) in env.metrics {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let text = match env.http.get(&url).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(e) => {
+                let _ = writeln!(out, "# {service}: scrape of {url} failed: {e}");
+                continue;
+            }
+        };
+        let _ = writeln!(out, "# {service} ({url})");
+        for line in text.lines() {
+            let counted = FAMILIES.iter().any(|f| line.starts_with(f));
+            let non_zero = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|v| v > 0.0);
+            if counted && non_zero {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+    }
+    out.push_str("```\n");
     out
 }
