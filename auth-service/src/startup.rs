@@ -5,7 +5,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use grpc_server::CodecErrorsLayer;
+use grpc_server::{CodecErrorsLayer, reflection_servers};
 use proto::auth::v1::auth_service_server::AuthServiceServer;
 use telemetry::{
     metrics::{KnownMethods, MetricsServer, Registry, RpcMetricsLayer},
@@ -95,12 +95,16 @@ impl App {
         health_reporter
             .set_serving::<AuthServiceServer<AuthApi>>()
             .await;
-        let reflection_v1 = reflection()
-            .with_service_name("grpc.reflection.v1.ServerReflection")
-            .build_v1()?;
-        let reflection_v1alpha = reflection()
-            .with_service_name("grpc.reflection.v1alpha.ServerReflection")
-            .build_v1alpha()?;
+        // `proto::FILE_DESCRIPTOR_SET` also holds `todo.v1`, so the advertised services are named
+        // explicitly (otherwise `grpcurl list` would show TodoService here). google.rpc.ErrorInfo
+        // & co., so clients like grpcurl can decode error details.
+        let (reflection_v1, reflection_v1alpha) = reflection_servers(
+            &[
+                proto::FILE_DESCRIPTOR_SET,
+                tonic_types::pb::FILE_DESCRIPTOR_SET,
+            ],
+            Some(&["auth.v1.AuthService", "grpc.health.v1.Health"]),
+        )?;
 
         tracing::info!(addr = %self.local_addr, "auth-service listening");
         // Health says NOT_SERVING before the drain starts (as the todo-service does); tonic then
@@ -136,17 +140,4 @@ impl App {
         tracing::info!("auth-service stopped");
         Ok(())
     }
-}
-
-/// Reflection over what this server serves. `proto::FILE_DESCRIPTOR_SET` also holds `todo.v1`,
-/// so the advertised services are named explicitly (otherwise `grpcurl list` would show
-/// TodoService here).
-fn reflection() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        // google.rpc.ErrorInfo & co., so clients like grpcurl can decode error details.
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("auth.v1.AuthService")
-        .with_service_name("grpc.health.v1.Health")
 }

@@ -60,16 +60,10 @@ impl App {
         let policy = OriginPolicy::new(config.origin_values()?, config.trust_forwarded_proto);
 
         let (_health_reporter, health) = tonic_health::server::health_reporter();
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("building the reflection service (v1)")?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .context("building the reflection service (v1alpha)")?;
+        // Every service in the descriptor set: the gateway forwards them all.
+        let (reflection_v1, reflection_v1alpha) =
+            grpc_server::reflection_servers(&[proto::FILE_DESCRIPTOR_SET], None)
+                .context("building the reflection services")?;
         let local = Routes::new(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

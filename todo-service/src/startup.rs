@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use grpc_server::CodecErrorsLayer;
+use grpc_server::{CodecErrorsLayer, reflection_servers};
 use proto::todo::v1::todo_service_server::TodoServiceServer;
 use telemetry::metrics::{KnownMethods, MetricsServer, Registry, RpcMetricsLayer};
 use telemetry::trace::TraceContextLayer;
@@ -98,21 +98,20 @@ impl App {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_serving::<TodoServiceServer<TodoApi>>().await;
 
-        let reflection = || {
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                // google.rpc.ErrorInfo and BadRequest, so grpcurl & co. can decode error details.
-                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-                .with_service_name("todo.v1.TodoService")
-                .with_service_name("grpc.health.v1.Health")
-                .with_service_name("grpc.reflection.v1.ServerReflection")
-                .with_service_name("grpc.reflection.v1alpha.ServerReflection")
-        };
-        let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
-        let reflection_v1alpha = reflection()
-            .build_v1alpha()
-            .context("building reflection v1alpha")?;
+        // google.rpc.ErrorInfo and BadRequest, so grpcurl & co. can decode error details.
+        let (reflection_v1, reflection_v1alpha) = reflection_servers(
+            &[
+                proto::FILE_DESCRIPTOR_SET,
+                tonic_types::pb::FILE_DESCRIPTOR_SET,
+            ],
+            Some(&[
+                "todo.v1.TodoService",
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ]),
+        )
+        .context("building reflection")?;
 
         let api = TodoApi::new(self.pool, self.config.database_timeout());
         let todos = TodoServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES);
