@@ -45,11 +45,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         build.arg("--release");
     }
     run_step(&mut build)?;
-    let bin_dir = std::env::current_dir()?.join(if args.release {
-        "target/release"
-    } else {
-        "target/debug"
-    });
+    let bin_dir = crate::target_dir().join(if args.release { "release" } else { "debug" });
 
     tokio::runtime::Runtime::new()?.block_on(async move {
         let mut stack = Stack::default();

@@ -24,7 +24,7 @@ pub(crate) fn build_release() -> anyhow::Result<PathBuf> {
         "-p",
         "gateway",
     ]))?;
-    Ok(std::env::current_dir()?.join("target/release"))
+    Ok(crate::target_dir().join("release"))
 }
 
 /// Better Auth (`node server.mjs`) on `port`, its public URL `url`, storing in `database_url`,

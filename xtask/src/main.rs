@@ -60,6 +60,13 @@ pub(crate) fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// Where cargo puts build output: `CARGO_TARGET_DIR` when set, else `target/` in the workspace.
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// Runs a command to completion, echoing it first; fails with the command line when it fails.
 pub(crate) fn run_step(cmd: &mut std::process::Command) -> anyhow::Result<()> {
     eprintln!("\n==> {}", describe(cmd));

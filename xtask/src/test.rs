@@ -75,7 +75,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         "-p",
         "gateway",
     ]))?;
-    let bin_dir = std::env::current_dir()?.join("target/debug");
+    let bin_dir = crate::target_dir().join("debug");
     deploy::check(&bin_dir)?;
 
     let browser = Path::new(CHROMIUM).is_file();
