@@ -23,6 +23,7 @@ use proto::auth::v1::{ValidateSessionRequest, auth_service_client::AuthServiceCl
 use proto::todo::v1::{
     CreateTodoRequest, ListTodosRequest, Todo, todo_service_client::TodoServiceClient,
 };
+use telemetry::metrics::code_name;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_client::HealthClient;
@@ -1167,28 +1168,6 @@ fn unsent_by_our_client(status: &tonic::Status) -> bool {
     false
 }
 
-fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 /// One recorded call.
 #[derive(Clone, Debug)]
 struct Call {
@@ -1470,7 +1449,9 @@ impl Caller {
                 Outcome {
                     code: Some(code),
                     label: code_name(code).to_owned(),
-                    detail: percent_decode(&message.unwrap_or_default()),
+                    detail: percent_encoding::percent_decode_str(&message.unwrap_or_default())
+                        .decode_utf8_lossy()
+                        .into_owned(),
                 },
                 None,
             ),
@@ -1483,30 +1464,6 @@ impl Caller {
             ),
         }
     }
-}
-
-/// Decodes a `grpc-message` value (percent-encoded on the wire).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn with_cookie<T>(mut request: tonic::Request<T>, cookie: &str) -> tonic::Request<T> {

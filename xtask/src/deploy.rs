@@ -196,11 +196,7 @@ fn check_configuration_docs(helps: &BTreeMap<&str, String>) -> anyhow::Result<us
         }
         // The other way round: every env the section documents must exist.
         for word in section.split('`').skip(1).step_by(2) {
-            let looks_like_env = word.len() > 2
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit());
-            if looks_like_env
+            if looks_like_env_name(word)
                 && !env_names(help).iter().any(|e| e == word)
                 && !ENV_WITHOUT_FLAG.contains(&word)
             {
@@ -217,6 +213,15 @@ fn check_configuration_docs(helps: &BTreeMap<&str, String>) -> anyhow::Result<us
     }
 }
 
+/// `AUTH_LISTEN`-shaped: starts with a capital letter, then capitals, digits and underscores.
+fn looks_like_env_name(word: &str) -> bool {
+    word.len() > 2
+        && word.starts_with(|c: char| c.is_ascii_uppercase())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +231,14 @@ mod tests {
     #[test]
     fn env_names_are_read_from_clap_help() {
         assert_eq!(env_names(HELP), vec!["AUTH_LISTEN", "LOG_FORMAT"]);
+    }
+
+    #[test]
+    fn env_names_are_told_from_numbers_and_words() {
+        assert!(looks_like_env_name("METRICS_LISTEN"));
+        assert!(!looks_like_env_name("2000"));
+        assert!(!looks_like_env_name("pretty"));
+        assert!(!looks_like_env_name("OK"));
     }
 
     #[test]

@@ -36,6 +36,9 @@ enum Command {
     /// Fault scenarios on the real stack (Better Auth, auth-service and PostgreSQL killed or
     /// restarted, a slow or failing Better Auth, SIGTERM under load); fails if any check fails.
     Chaos(chaos::Args),
+    /// Check docker-compose.yml, the Dockerfiles and docs/configuration.md against the
+    /// services' `--help` (part of `test`; no Docker engine needed).
+    CheckDeploy,
     /// Run every check: rustfmt, clippy -D warnings, the web build, all Rust tests (SQLite and
     /// PostgreSQL) and the browser end-to-end test.
     Test(test::Args),
@@ -47,6 +50,19 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(args),
         Command::Chaos(args) => chaos::run(args),
+        Command::CheckDeploy => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            run_step(std::process::Command::new(cargo).args([
+                "build",
+                "-p",
+                "auth-service",
+                "-p",
+                "todo-service",
+                "-p",
+                "gateway",
+            ]))?;
+            deploy::check(&target_dir().join("debug"))
+        }
         Command::Dev(args) => dev::run(args),
         Command::Test(args) => test::run(args),
     }

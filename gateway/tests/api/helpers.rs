@@ -485,7 +485,7 @@ impl GrpcWebReply {
             .or_else(|| self.headers.get("grpc-message"))
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        percent_decode(&value)
+        percent_encoding::percent_decode_str(&value).decode_utf8_lossy().into_owned()
     }
 
     /// The only message of a unary answer.
@@ -501,24 +501,6 @@ impl GrpcWebReply {
             .map(|v| v.to_str().unwrap().to_owned())
             .collect()
     }
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&value[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How long any single bad-input exchange may take before the test calls it a hang.

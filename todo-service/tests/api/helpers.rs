@@ -497,7 +497,7 @@ pub(crate) fn secrets_of_cookie(cookie: &str) -> Vec<Secret> {
     let Some((_, value)) = pair.split_once('=').filter(|(_, value)| !value.is_empty()) else {
         return Vec::new();
     };
-    let decoded = percent_decode(value);
+    let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
     let mut secrets = vec![
         Secret {
             kind: "cookie pair",
@@ -533,29 +533,6 @@ pub(crate) fn secrets_of_cookie(cookie: &str) -> Vec<Secret> {
     secrets.retain(|s| s.value.len() >= 16);
     secrets.dedup_by(|a, b| a.value == b.value);
     secrets
-}
-
-fn percent_decode(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The log lines of every service started in this test binary (one global subscriber, so all
