@@ -485,7 +485,9 @@ impl GrpcWebReply {
             .or_else(|| self.headers.get("grpc-message"))
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        percent_encoding::percent_decode_str(&value).decode_utf8_lossy().into_owned()
+        percent_encoding::percent_decode_str(&value)
+            .decode_utf8_lossy()
+            .into_owned()
     }
 
     /// The only message of a unary answer.

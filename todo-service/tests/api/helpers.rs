@@ -497,7 +497,9 @@ pub(crate) fn secrets_of_cookie(cookie: &str) -> Vec<Secret> {
     let Some((_, value)) = pair.split_once('=').filter(|(_, value)| !value.is_empty()) else {
         return Vec::new();
     };
-    let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
+    let decoded = percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned();
     let mut secrets = vec![
         Secret {
             kind: "cookie pair",
