@@ -50,8 +50,8 @@ impl TodoApi {
         let mut conn = self.connection().await?;
         // One extra row tells whether another page follows.
         let limit = i64::from(page_size.get()) + 1;
-        let mut todos = db::todos::list(&mut conn, user, filter, token.as_ref(), limit).await?;
-        let total_size = db::todos::count(&mut conn, user, filter).await?;
+        let (mut todos, total_size) =
+            db::todos::list(&mut conn, user, filter, token.as_ref(), limit).await?;
         let next_page_token = if todos.len() > usize::from(page_size.get()) {
             todos.truncate(usize::from(page_size.get()));
             todos

@@ -55,15 +55,28 @@ pub(crate) struct Args {
     /// Pass `--coalesce=false` to the auth-service.
     #[arg(long)]
     no_coalesce: bool,
+    /// Targets to run, comma-separated: a (get-session), b (ValidateSession), c (ListTodos), d
+    /// (gateway ListTodos), e (gateway CreateTodo). The ratio columns need (a).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
+    targets: Vec<Target>,
+    /// Runtime worker threads of each Rust service (`TOKIO_WORKER_THREADS`); unset, tokio's
+    /// default of one per core.
+    #[arg(long)]
+    service_threads: Option<usize>,
 }
 
 /// One load target.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Target {
+    #[value(name = "a", alias = "get-session")]
     GetSession,
+    #[value(name = "b", alias = "validate-session")]
     ValidateSession,
+    #[value(name = "c", alias = "list-todos")]
     ListTodos,
+    #[value(name = "d", alias = "gateway-list-todos")]
     GatewayListTodos,
+    #[value(name = "e", alias = "gateway-create-todo")]
     GatewayCreateTodo,
 }
 
@@ -193,17 +206,20 @@ async fn start(
     if args.no_coalesce {
         cmd.arg("--coalesce=false");
     }
+    with_threads(&mut cmd, args);
     stack.spawn("auth", cmd)?;
     wait_for_port("auth-service", ([127, 0, 0, 1], auth_port).into(), ready).await?;
 
     let todo_db = databases.url(1, &args.postgres);
     let mut cmd = harness::todo_command(bin_dir, todo_port, &todo_db, auth_port);
     cmd.env("METRICS_LISTEN", metrics_env(metrics_ports[1]));
+    with_threads(&mut cmd, args);
     stack.spawn("todo", cmd)?;
     wait_for_port("todo-service", ([127, 0, 0, 1], todo_port).into(), ready).await?;
 
     let mut cmd = harness::gateway_command(bin_dir, gw_port, auth_port, todo_port, &better_auth);
     cmd.env("METRICS_LISTEN", metrics_env(metrics_ports[2]));
+    with_threads(&mut cmd, args);
     stack.spawn("gateway", cmd)?;
     wait_for_port("gateway", ([127, 0, 0, 1], gw_port).into(), ready).await?;
 
@@ -249,10 +265,18 @@ async fn start(
     Ok((env, pids))
 }
 
+/// Passes `--service-threads` on to a Rust service.
+fn with_threads(cmd: &mut tokio::process::Command, args: &Args) {
+    if let Some(threads) = args.service_threads {
+        cmd.env("TOKIO_WORKER_THREADS", threads.to_string());
+    }
+}
+
 async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> {
     let mut rows = Vec::new();
     let duration = Duration::from_secs(args.duration);
-    for target in Target::ALL {
+    let chosen = |target: &Target| args.targets.contains(target);
+    for target in Target::ALL.into_iter().filter(chosen) {
         for &callers in &args.concurrency {
             rows.push(
                 run_cell(
@@ -275,7 +299,10 @@ async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> 
         Target::GetSession,
         Target::ValidateSession,
         Target::GatewayListTodos,
-    ] {
+    ]
+    .into_iter()
+    .filter(chosen)
+    {
         rows.push(run_cell(env, pids, target, sessions * per, sessions, duration).await?);
     }
     Ok(report(&rows, args))
@@ -304,7 +331,7 @@ async fn run_cell(
         .map(|((name, b), (_, a))| {
             (
                 name.clone(),
-                (a - b) as f64 / ticks_per_second() / elapsed.as_secs_f64(),
+                a.saturating_sub(*b) as f64 / ticks_per_second() / elapsed.as_secs_f64(),
             )
         })
         .collect();
@@ -510,24 +537,44 @@ impl Caller {
     }
 }
 
-/// utime + stime of each process, in clock ticks.
+/// utime + stime, in clock ticks, of each process of the stack, of all PostgreSQL processes
+/// together, and of this load generator: the whole machine's share of the work.
 fn cpu_ticks(pids: &Pids) -> Vec<(String, u64)> {
-    pids.iter()
-        .map(|(name, pid)| {
-            let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // Fields after the command name (which may contain spaces) start after ')'.
-                    let rest = stat.rsplit_once(')')?.1;
-                    let fields: Vec<&str> = rest.split_whitespace().collect();
-                    let utime: u64 = fields.get(11)?.parse().ok()?;
-                    let stime: u64 = fields.get(12)?.parse().ok()?;
-                    Some(utime + stime)
-                })
-                .unwrap_or(0);
-            (name.clone(), ticks)
+    let mut ticks: Vec<(String, u64)> = pids
+        .iter()
+        .map(|(name, pid)| (name.clone(), process_ticks(&pid.to_string()).unwrap_or(0)))
+        .collect();
+    let postgres = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().into_string().ok()?;
+            pid.bytes().all(|b| b.is_ascii_digit()).then_some(pid)
         })
-        .collect()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim_end() == "postgres")
+        })
+        .filter_map(|pid| process_ticks(&pid))
+        .sum();
+    ticks.push(("postgres".to_owned(), postgres));
+    ticks.push((
+        "load generator".to_owned(),
+        process_ticks("self").unwrap_or(0),
+    ));
+    ticks
+}
+
+/// utime + stime of `/proc/{pid}`, in clock ticks.
+fn process_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 fn ticks_per_second() -> f64 {
@@ -539,15 +586,22 @@ fn report(rows: &[Row], args: &Args) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## cargo xtask bench{} ({} s per cell, {} users, coalescing {})\n",
+        "## cargo xtask bench{} ({} s per cell, {} users, coalescing {}, service runtime threads: {})\n",
         if args.quick { " --quick" } else { "" },
         args.duration,
         args.users,
-        if args.no_coalesce { "off" } else { "on" }
+        if args.no_coalesce { "off" } else { "on" },
+        args.service_threads
+            .map_or_else(|| "one per core".to_owned(), |n| n.to_string())
     );
+    let processes: Vec<&str> = rows
+        .first()
+        .map(|row| row.cpu.iter().map(|(name, _)| name.as_str()).collect())
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "| target | callers | sessions | p50 ms | p95 ms | p99 ms | max ms | req/s | errors | p95 / (A) | req/s / (A) | CPU cores: better-auth, auth, todo, gateway |"
+        "| target | callers | sessions | p50 ms | p95 ms | p99 ms | max ms | req/s | errors | p95 / (A) | req/s / (A) | CPU cores: {} |",
+        processes.join(", ")
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
@@ -583,7 +637,8 @@ fn report(rows: &[Row], args: &Args) -> String {
         out,
         "\nsessions = distinct Better Auth sessions among the callers (callers / sessions calls per \
          session run in parallel). Closed loop over loopback; latency per call from an \
-         HdrHistogram; CPU from /proc/PID/stat during the cell."
+         HdrHistogram; CPU from /proc/PID/stat during the cell (postgres: every PostgreSQL \
+         process on the machine that lived through the cell; load generator: this process)."
     );
     out
 }

@@ -132,56 +132,76 @@ pub async fn find(
     row.map(Todo::try_from).transpose()
 }
 
-/// Up to `limit` of `owner`'s todos matching `filter`, oldest first, starting after `after`.
-/// Keyset pagination: the position is a `(create_time, id)` pair, so pages stay cheap and
-/// stable however deep the client goes.
-pub async fn list(
-    conn: &mut Connection,
-    owner: &UserId,
-    filter: TodoFilter,
-    after: Option<&PageToken>,
-    limit: i64,
-) -> Result<Vec<Todo>, Error> {
-    let after = after.map(|token| (token.after_time.micros(), token.after_id.to_string()));
-    let rows: Vec<TodoRow> = with_connection!(conn, |c| {
+/// The boxed query for [`list`]'s page, built the same way for either backend.
+macro_rules! page_query {
+    ($owner:expr, $filter:expr, $after:expr, $limit:expr) => {{
         let mut query = todos::table
-            .filter(todos::user_id.eq(owner.as_str()))
+            .filter(todos::user_id.eq($owner.as_str()))
             .select(TodoRow::as_select())
             .order((todos::create_time.asc(), todos::id.asc()))
-            .limit(limit)
+            .limit($limit)
             .into_boxed();
-        if let Some(completed) = filter.completed {
+        if let Some(completed) = $filter.completed {
             query = query.filter(todos::completed.eq(completed));
         }
-        if let Some((time, id)) = &after {
+        if let Some((time, id)) = $after {
             query = query.filter(
                 todos::create_time
                     .gt(*time)
                     .or(todos::create_time.eq(*time).and(todos::id.gt(id))),
             );
         }
-        query.load(c).await?
-    });
-    rows.into_iter().map(Todo::try_from).collect()
+        query
+    }};
 }
 
-/// How many of `owner`'s todos match `filter`.
-pub async fn count(
+/// The boxed query for [`list`]'s count, built the same way for either backend.
+macro_rules! count_query {
+    ($owner:expr, $filter:expr) => {{
+        let mut query = todos::table
+            .filter(todos::user_id.eq($owner.as_str()))
+            .count()
+            .into_boxed();
+        if let Some(completed) = $filter.completed {
+            query = query.filter(todos::completed.eq(completed));
+        }
+        query
+    }};
+}
+
+/// Up to `limit` of `owner`'s todos matching `filter`, oldest first, starting after `after`, and
+/// how many of `owner`'s todos match `filter` in all.
+///
+/// Keyset pagination: the position is a `(create_time, id)` pair, so pages stay cheap and
+/// stable however deep the client goes. On PostgreSQL the two queries are pipelined: both are
+/// sent before the first answer is read, one round trip instead of two.
+pub async fn list(
     conn: &mut Connection,
     owner: &UserId,
     filter: TodoFilter,
-) -> Result<i64, Error> {
-    let count = with_connection!(conn, |c| {
-        let mut query = todos::table
-            .filter(todos::user_id.eq(owner.as_str()))
-            .count()
-            .into_boxed();
-        if let Some(completed) = filter.completed {
-            query = query.filter(todos::completed.eq(completed));
+    after: Option<&PageToken>,
+    limit: i64,
+) -> Result<(Vec<Todo>, i64), Error> {
+    let after = after.map(|token| (token.after_time.micros(), token.after_id.to_string()));
+    let (rows, count): (Vec<TodoRow>, i64) = match conn {
+        Connection::Postgres(c) => {
+            let c: &diesel_async::AsyncPgConnection = c;
+            tokio::try_join!(
+                page_query!(owner, filter, &after, limit).load(&mut &*c),
+                count_query!(owner, filter).get_result(&mut &*c),
+            )?
         }
-        query.get_result::<i64>(c).await?
-    });
-    Ok(count)
+        Connection::Sqlite(c) => {
+            let c: &mut super::SqliteAsyncConnection = c;
+            let rows = page_query!(owner, filter, &after, limit).load(c).await?;
+            (rows, count_query!(owner, filter).get_result(c).await?)
+        }
+    };
+    let todos = rows
+        .into_iter()
+        .map(Todo::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok((todos, count))
 }
 
 /// Applies `changes` to `owner`'s todo and returns it, or `None` if `owner` has no such todo.
