@@ -6,6 +6,7 @@
 //! (D) ListTodos as grpc-web through the gateway, (E) CreateTodo through the gateway. Every
 //! non-OK answer is counted and reported. The table goes to stdout and to `--out`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,6 +60,10 @@ pub(crate) struct Args {
     /// (gateway ListTodos), e (gateway CreateTodo). The ratio columns need (a).
     #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
     targets: Vec<Target>,
+    /// Runs every cell this many times, interleaved; each row then covers all its rounds (so a
+    /// slow minute of the machine is spread over all targets instead of hitting one).
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
     /// Runtime worker threads of each Rust service (`TOKIO_WORKER_THREADS`); unset, tokio's
     /// default of one per core.
     #[arg(long)]
@@ -125,6 +130,19 @@ struct Row {
 }
 
 impl Row {
+    /// Adds another round of the same cell: latencies and counts add up, CPU is averaged over
+    /// the time measured.
+    fn merge(&mut self, other: Row) {
+        let _ = self.histogram.add(&other.histogram);
+        self.ok += other.ok;
+        self.errors += other.errors;
+        let (mine, theirs) = (self.elapsed.as_secs_f64(), other.elapsed.as_secs_f64());
+        for ((_, cores), (_, more)) in self.cpu.iter_mut().zip(other.cpu) {
+            *cores = (*cores * mine + more * theirs) / (mine + theirs).max(f64::EPSILON);
+        }
+        self.elapsed += other.elapsed;
+    }
+
     fn rps(&self) -> f64 {
         (self.ok + self.errors) as f64 / self.elapsed.as_secs_f64()
     }
@@ -172,6 +190,9 @@ pub(crate) fn run(mut args: Args) -> anyhow::Result<()> {
             Ok(())
         })
 }
+
+/// Load on every target before the first measured cell.
+const WARM_UP: Duration = Duration::from_secs(2);
 
 /// Process ids of the stack, by name, for CPU accounting.
 type Pids = Vec<(String, u32)>;
@@ -273,22 +294,13 @@ fn with_threads(cmd: &mut tokio::process::Command, args: &Args) {
 }
 
 async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> {
-    let mut rows = Vec::new();
     let duration = Duration::from_secs(args.duration);
     let chosen = |target: &Target| args.targets.contains(target);
+    // (target, callers, sessions) of every cell, in the order they run.
+    let mut cells = Vec::new();
     for target in Target::ALL.into_iter().filter(chosen) {
         for &callers in &args.concurrency {
-            rows.push(
-                run_cell(
-                    env,
-                    pids,
-                    target,
-                    callers,
-                    callers.min(env.cookies.len()),
-                    duration,
-                )
-                .await?,
-            );
+            cells.push((target, callers, callers.min(env.cookies.len())));
         }
     }
     // A dashboard page load: several parallel calls per session.
@@ -303,7 +315,29 @@ async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> 
     .into_iter()
     .filter(chosen)
     {
-        rows.push(run_cell(env, pids, target, sessions * per, sessions, duration).await?);
+        cells.push((target, sessions * per, sessions));
+    }
+
+    // Node compiles its hot paths during the first seconds of load: warm every process up
+    // before the first cell, so (A), which runs first, is not measured on a cold Better Auth.
+    eprintln!("[bench] warming up");
+    let warm_up = if args.quick { WARM_UP / 4 } else { WARM_UP };
+    for target in Target::ALL.into_iter().filter(chosen) {
+        drive(env, target, 16, 16.min(env.cookies.len()), warm_up).await;
+    }
+
+    let mut rows: Vec<Row> = Vec::new();
+    for round in 1..=args.rounds.max(1) {
+        if args.rounds > 1 {
+            eprintln!("[bench] round {round} of {}", args.rounds);
+        }
+        for (index, &(target, callers, sessions)) in cells.iter().enumerate() {
+            let row = run_cell(env, pids, target, callers, sessions, duration).await?;
+            match rows.get_mut(index) {
+                Some(total) => total.merge(row),
+                None => rows.push(row),
+            }
+        }
     }
     Ok(report(&rows, args))
 }
@@ -325,16 +359,7 @@ async fn run_cell(
     let (histogram, ok, errors) = drive(env, target, callers, sessions, duration).await;
     let elapsed = started.elapsed();
     let after = cpu_ticks(pids);
-    let cpu = before
-        .iter()
-        .zip(after)
-        .map(|((name, b), (_, a))| {
-            (
-                name.clone(),
-                a.saturating_sub(*b) as f64 / ticks_per_second() / elapsed.as_secs_f64(),
-            )
-        })
-        .collect();
+    let cpu = cores_used(&before, &after, elapsed);
     let row = Row {
         target,
         callers,
@@ -537,14 +562,21 @@ impl Caller {
     }
 }
 
-/// utime + stime, in clock ticks, of each process of the stack, of all PostgreSQL processes
-/// together, and of this load generator: the whole machine's share of the work.
-fn cpu_ticks(pids: &Pids) -> Vec<(String, u64)> {
-    let mut ticks: Vec<(String, u64)> = pids
+/// utime + stime, in clock ticks, per process id: of each process of the stack, of every
+/// PostgreSQL process, and of this load generator, by name.
+type CpuSnapshot = Vec<(String, HashMap<String, u64>)>;
+
+fn cpu_ticks(pids: &Pids) -> CpuSnapshot {
+    let ticks_of = |pids: Vec<String>| -> HashMap<String, u64> {
+        pids.into_iter()
+            .filter_map(|pid| Some((pid.clone(), process_ticks(&pid)?)))
+            .collect()
+    };
+    let mut snapshot: CpuSnapshot = pids
         .iter()
-        .map(|(name, pid)| (name.clone(), process_ticks(&pid.to_string()).unwrap_or(0)))
+        .map(|(name, pid)| (name.clone(), ticks_of(vec![pid.to_string()])))
         .collect();
-    let postgres = std::fs::read_dir("/proc")
+    let postgres: Vec<String> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
@@ -556,14 +588,30 @@ fn cpu_ticks(pids: &Pids) -> Vec<(String, u64)> {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|comm| comm.trim_end() == "postgres")
         })
-        .filter_map(|pid| process_ticks(&pid))
-        .sum();
-    ticks.push(("postgres".to_owned(), postgres));
-    ticks.push((
+        .collect();
+    snapshot.push(("postgres".to_owned(), ticks_of(postgres)));
+    snapshot.push((
         "load generator".to_owned(),
-        process_ticks("self").unwrap_or(0),
+        ticks_of(vec![std::process::id().to_string()]),
     ));
-    ticks
+    snapshot
+}
+
+/// Cores used by each named group between two snapshots `elapsed` apart, counting the processes
+/// alive at both (a PostgreSQL backend that came or went in between is left out).
+fn cores_used(before: &CpuSnapshot, after: &CpuSnapshot, elapsed: Duration) -> Vec<(String, f64)> {
+    before
+        .iter()
+        .zip(after)
+        .map(|((name, before), (_, after))| {
+            let ticks: u64 = before
+                .iter()
+                .filter_map(|(pid, b)| Some(after.get(pid)?.saturating_sub(*b)))
+                .sum();
+            let cores = ticks as f64 / ticks_per_second() / elapsed.as_secs_f64();
+            (name.clone(), cores)
+        })
+        .collect()
 }
 
 /// utime + stime of `/proc/{pid}`, in clock ticks.
@@ -586,9 +634,10 @@ fn report(rows: &[Row], args: &Args) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "## cargo xtask bench{} ({} s per cell, {} users, coalescing {}, service runtime threads: {})\n",
+        "## cargo xtask bench{} ({} s per cell × {} round(s), {} users, coalescing {}, service runtime threads: {})\n",
         if args.quick { " --quick" } else { "" },
         args.duration,
+        args.rounds.max(1),
         args.users,
         if args.no_coalesce { "off" } else { "on" },
         args.service_threads
@@ -638,7 +687,8 @@ fn report(rows: &[Row], args: &Args) -> String {
         "\nsessions = distinct Better Auth sessions among the callers (callers / sessions calls per \
          session run in parallel). Closed loop over loopback; latency per call from an \
          HdrHistogram; CPU from /proc/PID/stat during the cell (postgres: every PostgreSQL \
-         process on the machine that lived through the cell; load generator: this process)."
+         process on the machine that lived through the cell; load generator: this process). \
+         With --rounds, each row covers all its rounds."
     );
     out
 }

@@ -173,8 +173,10 @@ macro_rules! count_query {
 /// how many of `owner`'s todos match `filter` in all.
 ///
 /// Keyset pagination: the position is a `(create_time, id)` pair, so pages stay cheap and
-/// stable however deep the client goes. On PostgreSQL the two queries are pipelined: both are
-/// sent before the first answer is read, one round trip instead of two.
+/// stable however deep the client goes. The count costs a second query only when the page does
+/// not already hold every match (a first page shorter than `limit` is the whole list); on
+/// PostgreSQL, when it is surely needed (a later page) the two queries are pipelined: both are
+/// sent before the first answer is read.
 pub async fn list(
     conn: &mut Connection,
     owner: &UserId,
@@ -183,18 +185,38 @@ pub async fn list(
     limit: i64,
 ) -> Result<(Vec<Todo>, i64), Error> {
     let after = after.map(|token| (token.after_time.micros(), token.after_id.to_string()));
+    // The first page, short of `limit`: every match is in it.
+    let whole_list = |rows: &[TodoRow]| {
+        let count = i64::try_from(rows.len()).ok()?;
+        (after.is_none() && count < limit).then_some(count)
+    };
     let (rows, count): (Vec<TodoRow>, i64) = match conn {
         Connection::Postgres(c) => {
             let c: &diesel_async::AsyncPgConnection = c;
-            tokio::try_join!(
-                page_query!(owner, filter, &after, limit).load(&mut &*c),
-                count_query!(owner, filter).get_result(&mut &*c),
-            )?
+            if after.is_some() {
+                tokio::try_join!(
+                    page_query!(owner, filter, &after, limit).load(&mut &*c),
+                    count_query!(owner, filter).get_result(&mut &*c),
+                )?
+            } else {
+                let rows: Vec<TodoRow> = page_query!(owner, filter, &after, limit)
+                    .load(&mut &*c)
+                    .await?;
+                let count = match whole_list(&rows) {
+                    Some(count) => count,
+                    None => count_query!(owner, filter).get_result(&mut &*c).await?,
+                };
+                (rows, count)
+            }
         }
         Connection::Sqlite(c) => {
             let c: &mut super::SqliteAsyncConnection = c;
-            let rows = page_query!(owner, filter, &after, limit).load(c).await?;
-            (rows, count_query!(owner, filter).get_result(c).await?)
+            let rows: Vec<TodoRow> = page_query!(owner, filter, &after, limit).load(c).await?;
+            let count = match whole_list(&rows) {
+                Some(count) => count,
+                None => count_query!(owner, filter).get_result(c).await?,
+            };
+            (rows, count)
         }
     };
     let todos = rows
