@@ -115,7 +115,29 @@ struct Env {
     cookies: Vec<String>,
     /// Each Rust service's `/metrics` port.
     metrics: [(&'static str, u16); 3],
+    /// The todo-service's database, to put the data set back after CreateTodo cells.
+    todos: tokio_postgres::Client,
 }
+
+impl Env {
+    /// Removes the todos CreateTodo cells added (and vacuums their dead rows away), so every
+    /// ListTodos cell lists the same data set (each user's seeded todos) whatever ran before it.
+    async fn reset_todos(&self) -> anyhow::Result<()> {
+        self.todos
+            .batch_execute(&format!("DELETE FROM todos WHERE title LIKE '{CREATED_PREFIX}%'"))
+            .await
+            .context("removing the todos CreateTodo cells added")?;
+        // VACUUM refuses to run inside the implicit transaction of a multi-statement query.
+        self.todos
+            .batch_execute("VACUUM ANALYZE todos")
+            .await
+            .context("vacuuming the todos table")?;
+        Ok(())
+    }
+}
+
+/// Title prefix of the todos CreateTodo cells add.
+const CREATED_PREFIX: &str = "bench ";
 
 /// One measured cell.
 struct Row {
@@ -270,6 +292,7 @@ async fn start(
             ("todo-service", metrics_ports[1]),
             ("gateway", metrics_ports[2]),
         ],
+        todos: harness::connect(&todo_db).await?,
     };
     // A few todos per user, so ListTodos returns a realistic page.
     for cookie in &env.cookies {
@@ -325,6 +348,7 @@ async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> 
     for target in Target::ALL.into_iter().filter(chosen) {
         drive(env, target, 16, 16.min(env.cookies.len()), warm_up).await;
     }
+    env.reset_todos().await?;
 
     let mut rows: Vec<Row> = Vec::new();
     for round in 1..=args.rounds.max(1) {
@@ -332,7 +356,10 @@ async fn measure(env: &Env, pids: &Pids, args: &Args) -> anyhow::Result<String> 
             eprintln!("[bench] round {round} of {}", args.rounds);
         }
         for (index, &(target, callers, sessions)) in cells.iter().enumerate() {
-            let row = run_cell(env, pids, target, callers, sessions, duration).await?;
+            let row = run_cell(env, pids, target, callers, sessions, duration, args.quick).await?;
+            if target == Target::GatewayCreateTodo {
+                env.reset_todos().await?;
+            }
             match rows.get_mut(index) {
                 Some(total) => total.merge(row),
                 None => rows.push(row),
@@ -349,9 +376,10 @@ async fn run_cell(
     callers: usize,
     sessions: usize,
     duration: Duration,
+    quick: bool,
 ) -> anyhow::Result<Row> {
     // Warm-up: connections open, caches of the processes warm.
-    let warmup = Duration::from_millis(500);
+    let warmup = Duration::from_millis(if quick { 250 } else { 500 });
     drive(env, target, callers, sessions, warmup).await;
 
     let before = cpu_ticks(pids);
@@ -525,7 +553,7 @@ impl Caller {
             }
             Target::GatewayCreateTodo => {
                 let request = CreateTodoRequest {
-                    title: format!("bench {n}"),
+                    title: format!("{CREATED_PREFIX}{n}"),
                     ..Default::default()
                 };
                 self.grpc_web("/todo.v1.TodoService/CreateTodo", request)
@@ -688,7 +716,8 @@ fn report(rows: &[Row], args: &Args) -> String {
          session run in parallel). Closed loop over loopback; latency per call from an \
          HdrHistogram; CPU from /proc/PID/stat during the cell (postgres: every PostgreSQL \
          process on the machine that lived through the cell; load generator: this process). \
-         With --rounds, each row covers all its rounds."
+         With --rounds, each row covers all its rounds. Each user has 5 todos (ListTodos \
+         page size 10); the todos CreateTodo adds are removed after each of its cells."
     );
     out
 }
