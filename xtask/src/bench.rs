@@ -124,7 +124,9 @@ impl Env {
     /// ListTodos cell lists the same data set (each user's seeded todos) whatever ran before it.
     async fn reset_todos(&self) -> anyhow::Result<()> {
         self.todos
-            .batch_execute(&format!("DELETE FROM todos WHERE title LIKE '{CREATED_PREFIX}%'"))
+            .batch_execute(&format!(
+                "DELETE FROM todos WHERE title LIKE '{CREATED_PREFIX}%'"
+            ))
             .await
             .context("removing the todos CreateTodo cells added")?;
         // VACUUM refuses to run inside the implicit transaction of a multi-statement query.
