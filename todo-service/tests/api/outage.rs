@@ -4,6 +4,17 @@ use tonic::Code;
 
 use crate::helpers::{assert_code, reason, spawn_postgres_app};
 
+/// A connection to the server's `postgres` database, beside the app's own database.
+async fn admin_connection(database: &testkit::postgres::TestDatabase) -> tokio_postgres::Client {
+    let (admin_url, _) = database.url.rsplit_once('/').expect("a database URL");
+    let (admin, connection) =
+        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls)
+            .await
+            .expect("admin connection");
+    tokio::spawn(connection);
+    admin
+}
+
 /// PostgreSQL only: dropping the database out from under the running service is an outage we
 /// can cause on demand. (SQLite runs in-process on a local file; it has no server to lose.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,12 +28,7 @@ async fn a_lost_postgres_database_answers_unavailable() {
         .expect("create works");
 
     let database = app.postgres.as_ref().expect("a PostgreSQL app");
-    let (admin_url, _) = database.url.rsplit_once('/').expect("a database URL");
-    let (admin, connection) =
-        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("admin connection");
-    tokio::spawn(connection);
+    let admin = admin_connection(database).await;
     admin
         .batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", database.name))
         .await
@@ -66,12 +72,7 @@ async fn connections_the_server_closed_are_not_handed_out_again() {
     }
 
     let database = app.postgres.as_ref().expect("a PostgreSQL app");
-    let (admin_url, _) = database.url.rsplit_once('/').expect("a database URL");
-    let (admin, connection) =
-        tokio_postgres::connect(&format!("{admin_url}/postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("admin connection");
-    tokio::spawn(connection);
+    let admin = admin_connection(database).await;
     let backends = |query: &'static str| {
         let admin = &admin;
         let name = database.name.clone();
