@@ -191,30 +191,22 @@ pub async fn list(
         (after.is_none() && count < limit).then_some(count)
     };
     let (rows, count): (Vec<TodoRow>, i64) = match conn {
-        Connection::Postgres(c) => {
+        Connection::Postgres(c) if after.is_some() => {
             let c: &diesel_async::AsyncPgConnection = c;
-            if after.is_some() {
-                tokio::try_join!(
-                    page_query!(owner, filter, &after, limit).load(&mut &*c),
-                    count_query!(owner, filter).get_result(&mut &*c),
-                )?
-            } else {
-                let rows: Vec<TodoRow> = page_query!(owner, filter, &after, limit)
-                    .load(&mut &*c)
-                    .await?;
-                let count = match whole_list(&rows) {
-                    Some(count) => count,
-                    None => count_query!(owner, filter).get_result(&mut &*c).await?,
-                };
-                (rows, count)
-            }
+            tokio::try_join!(
+                page_query!(owner, filter, &after, limit).load(&mut &*c),
+                count_query!(owner, filter).get_result(&mut &*c),
+            )?
         }
-        Connection::Sqlite(c) => {
-            let c: &mut super::SqliteAsyncConnection = c;
-            let rows: Vec<TodoRow> = page_query!(owner, filter, &after, limit).load(c).await?;
+        _ => {
+            let rows: Vec<TodoRow> = with_connection!(conn, |c| {
+                page_query!(owner, filter, &after, limit).load(c).await?
+            });
             let count = match whole_list(&rows) {
                 Some(count) => count,
-                None => count_query!(owner, filter).get_result(c).await?,
+                None => with_connection!(conn, |c| {
+                    count_query!(owner, filter).get_result(c).await?
+                }),
             };
             (rows, count)
         }
