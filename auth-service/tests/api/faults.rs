@@ -216,8 +216,10 @@ async fn validate_session_is_unavailable_soon_after_the_timeout_when_better_auth
         "AUTH_PROVIDER_UNAVAILABLE",
     );
     let elapsed = started.elapsed();
+    // The stub answers after 5 s; well under that (with room for a loaded CI machine) means
+    // the 300 ms timeout, not the stub, ended the call.
     assert!(
-        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_millis(800),
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(2),
         "answered after {elapsed:?}"
     );
     assert!(status.message().contains("300 ms"), "{}", status.message());
